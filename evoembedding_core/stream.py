@@ -1,0 +1,165 @@
+"""EvoStream: a stateful reader of one stream of segments (a conversation, a document, a user)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .model import EvoEmbeddingModel
+from .recurrence import StreamState, advance, represent_queries
+
+STATE_FORMAT_VERSION = 1
+
+
+def validate_texts(texts, what: str = "texts") -> list[str]:
+    """A list of non-empty strings, or a clear ``TypeError`` / ``ValueError`` naming the bad item.
+
+    A single string is accepted as one segment.
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, Sequence):
+        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{what}[{i}] must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError(f"{what}[{i}] is empty or whitespace-only")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"{what}[{i}] is not valid Unicode text (lone surrogate at {exc.start})") from None
+    return list(texts)
+
+
+class EvoStream:
+    """Reads segments in order, keeps the latent memory, and encodes queries against it.
+
+    >>> stream = EvoEmbeddingModel.default().stream()                  # doctest: +SKIP
+    >>> stream.add(["Alice: I moved to Lyon.", "Bob: How is it?"]).shape  # doctest: +SKIP
+    (2, 384)
+
+    Not thread-safe: guard a shared stream with a lock (the stores do).
+    """
+
+    def __init__(self, model: EvoEmbeddingModel) -> None:
+        self.model = model
+        self._state = StreamState.empty(model)
+
+    def __len__(self) -> int:
+        return self._state.length
+
+    def __repr__(self) -> str:
+        return f"EvoStream(segments={len(self)}, memory={self._state.memory.shape[0]}/{self.model.config.capacity})"
+
+    @property
+    def memory(self) -> torch.Tensor:
+        """The FIFO queue of latents, oldest first: a (m, D) copy with m <= C."""
+        return self._state.memory.clone()
+
+    @property
+    def state(self) -> StreamState:
+        return self._state
+
+    def add(self, texts: Sequence[str] | str) -> np.ndarray:
+        """Append segments in order; returns their context-aware vectors, shape (n, d), float32.
+
+        Invalid input raises before anything changes, so a rejected call leaves the stream as it was.
+        """
+        texts = validate_texts(texts)
+        if not texts:
+            return np.zeros((0, self.model.output_dim), dtype=np.float32)
+        with torch.inference_mode():
+            vectors, state = advance(self.model, self._state, self.model.tokenize(texts))
+        self._state = state
+        return vectors.cpu().numpy().astype(np.float32)
+
+    def encode_queries(self, queries: Sequence[str] | str) -> np.ndarray:
+        """Vectors of queries against the current memory (which they do not change): (n, d)."""
+        queries = validate_texts(queries, "queries")
+        if not queries:
+            return np.zeros((0, self.model.output_dim), dtype=np.float32)
+        with torch.inference_mode():
+            vectors = represent_queries(self.model, self._state, self.model.tokenize(queries, query=True))
+        return vectors.cpu().numpy().astype(np.float32)
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """Vector of one query against the current memory: shape (d,)."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        return self.encode_queries([query])[0]
+
+    def reset(self) -> None:
+        """Forget everything: empty memory, length 0."""
+        self._state = StreamState.empty(self.model)
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict:
+        """Tensors and counters that restore this stream exactly (see :meth:`load_state_dict`)."""
+        s = self._state
+        return {
+            "memory": s.memory.detach().cpu().clone(),
+            "chunk_memory": s.chunk_memory.detach().cpu().clone(),
+            "meta": {
+                "format_version": STATE_FORMAT_VERSION,
+                "length": s.length,
+                "chunk_segments": s.chunk_segments,
+                "chunk_tokens": s.chunk_tokens,
+                "model": self.model.fingerprint(),
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> "EvoStream":
+        """Restore a state from :meth:`state_dict`; refuses states of another model or bad shapes."""
+        try:
+            memory, chunk_memory, meta = state["memory"], state["chunk_memory"], state["meta"]
+        except (KeyError, TypeError):
+            raise ValueError("stream state must have 'memory', 'chunk_memory' and 'meta'") from None
+        cfg, hidden = self.model.config, self.model.hidden_size
+        if meta.get("format_version") != STATE_FORMAT_VERSION:
+            raise ValueError(f"unsupported stream state format_version {meta.get('format_version')!r}")
+        if meta.get("model") != self.model.fingerprint():
+            raise ValueError("stream state was written by a different model (fingerprint mismatch)")
+        for name, tensor in (("memory", memory), ("chunk_memory", chunk_memory)):
+            if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2 or tensor.shape[1] != hidden:
+                raise ValueError(f"stream state {name} must be a (m, {hidden}) tensor")
+            if tensor.shape[0] > cfg.capacity or tensor.shape[0] % cfg.num_queries:
+                raise ValueError(f"stream state {name} has {tensor.shape[0]} latents; capacity is {cfg.capacity}")
+            if not torch.isfinite(tensor).all():
+                raise ValueError(f"stream state {name} contains NaN or inf")
+        counters = {k: meta.get(k) for k in ("length", "chunk_segments", "chunk_tokens")}
+        for key, value in counters.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"stream state {key} must be a non-negative integer, got {value!r}")
+        if counters["chunk_segments"] > cfg.chunk_segments or counters["chunk_segments"] > counters["length"]:
+            raise ValueError("stream state chunk_segments is inconsistent with the config or length")
+        to_model = dict(device=self.model.device, dtype=self.model.dtype)
+        self._state = StreamState(memory=memory.to(**to_model), chunk_memory=chunk_memory.to(**to_model), **counters)
+        return self
+
+    def save(self, path: str | Path) -> None:
+        """Write the state to one safetensors file (counters in its JSON metadata)."""
+        state = self.state_dict()
+        tensors = {"memory": state["memory"].contiguous(), "chunk_memory": state["chunk_memory"].contiguous()}
+        save_file(tensors, str(path), metadata={"evoembedding_stream": json.dumps(state["meta"])})
+
+    def load(self, path: str | Path) -> "EvoStream":
+        """Restore the state saved by :meth:`save` (safetensors only: nothing is unpickled)."""
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as handle:
+                meta = json.loads((handle.metadata() or {}).get("evoembedding_stream", "null"))
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{path}: not a readable stream state ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: missing evoembedding_stream metadata")
+        return self.load_state_dict({**tensors, "meta": meta})
+
