@@ -11,6 +11,8 @@ import importlib.util
 import json
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +104,26 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers/peft chatter while loading: load reports, weight-loading progress bars,
+    info logs and their Future/Deprecation warnings. Our own warnings (UserWarning) still show."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _check_remote_code(hf_config, source: str, trust_remote_code: bool) -> None:
     if getattr(hf_config, "auto_map", None) and not trust_remote_code:
         raise ValueError(
@@ -127,8 +149,9 @@ def _converted_gguf(directory: str, gguf_file: str) -> str:
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("loading a GGUF backbone needs `pip install gguf`") from exc
     warnings.warn(f"converting {gguf_file} to safetensors once (cached in {target})", stacklevel=3)
-    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
+    with quiet_loading():
+        model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
@@ -155,23 +178,27 @@ def load_backbone(
     ``kind`` ``None`` detects encoder vs causal LM. Causal LMs keep their LM head (the memory
     objective needs it). Attention uses PyTorch SDPA; flash-attn is never required.
     """
+    if kind not in (None, "encoder", "causal"):
+        raise ValueError(f"kind must be 'encoder', 'causal' or None, got {kind!r}")
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     source, gguf_file = resolve_source(backbone, gguf_file)
     if gguf_file:
         source = _converted_gguf(source, gguf_file)
     device = torch.device(device) if device is not None else default_device()
     dtype = dtype or default_dtype(device)
-    hf_config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-    _check_remote_code(hf_config, source, trust_remote_code)
-    kind = kind or detect_kind(hf_config)
-    loader = AutoModelForCausalLM if kind == "causal" else AutoModel
-    kwargs = dict(dtype=dtype, attn_implementation="sdpa", trust_remote_code=trust_remote_code)
-    if kind == "encoder":
-        kwargs["add_pooling_layer"] = False if hf_config.model_type in {"bert", "roberta"} else None
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    model = loader.from_pretrained(source, **kwargs).to(device)
+    with quiet_loading():
+        hf_config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        _check_remote_code(hf_config, source, trust_remote_code)
+        kind = kind or detect_kind(hf_config)
+        loader = AutoModelForCausalLM if kind == "causal" else AutoModel
+        kwargs = dict(dtype=dtype, attn_implementation="sdpa", trust_remote_code=trust_remote_code)
+        if kind == "encoder" and hf_config.model_type in {"bert", "roberta"}:
+            kwargs["add_pooling_layer"] = False
+        model = loader.from_pretrained(source, **kwargs).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     model.requires_grad_(False)
     model.eval()
-    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return Backbone(model=model, tokenizer=tokenizer, kind=kind, source=source)

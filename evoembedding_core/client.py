@@ -64,12 +64,13 @@ class EvoEmbeddingClient:
 
         Returns ``[(candidate, score), ...]`` best first, or ``[index, ...]`` with ``return_indices``.
         """
+        (query,) = validate_texts([query], "query")
         candidates = validate_texts(candidates, "candidates")
-        if top_k is not None and (not isinstance(top_k, int) or top_k < 1):
+        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
             raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
         stream = self.model.stream()
         vectors = stream.add(candidates)
-        scores = vectors @ stream.encode_query(query) if candidates else np.zeros(0)
+        scores = vectors @ stream.encode_query(query) if candidates else np.zeros(0, np.float32)
         order = np.argsort(-scores, kind="stable")[:top_k]
         if return_indices:
             return [int(i) for i in order]

@@ -32,7 +32,7 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .backbones import Backbone, default_lora_targets, load_backbone
+from .backbones import Backbone, default_lora_targets, load_backbone, quiet_loading
 from .config import EvoEmbeddingConfig
 
 MEMORY_ADAPTER = "memory"
@@ -80,18 +80,21 @@ class EvoEmbeddingModel(nn.Module):
         lora = LoraConfig(
             r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets
         )
-        self.backbone = get_peft_model(backbone.model, lora, adapter_name=MEMORY_ADAPTER)
-        self.backbone.add_adapter(RETRIEVER_ADAPTER, lora)
+        with quiet_loading():  # LoRA weights stay float32 even on a bf16 backbone (peft's autocast)
+            self.backbone = get_peft_model(backbone.model, lora, adapter_name=MEMORY_ADAPTER)
+            self.backbone.add_adapter(RETRIEVER_ADAPTER, lora)
         self._lora_layers = [m for m in self.backbone.modules() if isinstance(m, BaseTunerLayer)]
         self._body = _transformer_body(self.backbone.get_base_model(), self.kind)
 
+        # Queries, heads and memory latents are float32 whatever the backbone's dtype: the heads'
+        # shifted identities (x + init_shift - init_shift) would lose x's precision in bf16.
         ref = backbone.model.get_input_embeddings().weight
-        self.memory_queries = nn.Parameter(torch.randn(config.num_queries, hidden, dtype=ref.dtype) * 0.02)
+        self.memory_queries = nn.Parameter(torch.randn(config.num_queries, hidden) * 0.02)
         self.latent_to_mem = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.mem_to_latent = nn.Sequential(nn.Linear(hidden, hidden))
         self.mem_to_emb = nn.Sequential(nn.Linear(hidden, out_dim), nn.ReLU(), nn.Linear(out_dim, out_dim))
         self._init_heads(config.init_shift)
-        self.to(device=ref.device, dtype=ref.dtype)
+        self.to(device=ref.device)
         self.requires_grad_(False)
         for param in self.trainable_parameters():
             param.requires_grad_(True)
@@ -101,7 +104,7 @@ class EvoEmbeddingModel(nn.Module):
     def _check_positions(self, hf_config) -> None:
         limit = getattr(hf_config, "max_position_embeddings", None)
         cfg = self.config
-        if self.kind == "encoder" and limit:
+        if limit:
             need = cfg.capacity + cfg.max_segment_tokens + cfg.num_queries
             if need > limit:
                 raise ValueError(
@@ -136,7 +139,13 @@ class EvoEmbeddingModel(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
+        """dtype of the memory latents and heads (float32)."""
         return self.memory_queries.dtype
+
+    @property
+    def backbone_dtype(self) -> torch.dtype:
+        """dtype the backbone computes in (bf16 on CUDA by default, float32 on CPU)."""
+        return self.backbone.get_input_embeddings().weight.dtype
 
     @property
     def hidden_size(self) -> int:
@@ -151,17 +160,20 @@ class EvoEmbeddingModel(nn.Module):
         """Token ids of each segment (queries get the instruction prefix), truncated to the limit.
 
         Encoders keep their special tokens ([CLS] ... [SEP]); causal LMs get the EOS token appended.
-        Segments over ``max_segment_tokens`` keep their first tokens; a warning says how many were cut.
+        Truncation rule: a segment over ``max_segment_tokens`` (special tokens included) keeps its
+        first ``max_segment_tokens - 1`` tokens plus the closing [SEP]/EOS, with a warning.
         """
         if query:
             texts = [self.config.query_prefix + t for t in texts]
         limit = self.config.max_segment_tokens
         tok = self.tokenizer
+        # Tokenise one token past the limit: enough to detect overflow without materialising huge texts.
         if self.kind == "encoder":
-            ids = tok(texts, add_special_tokens=True)["input_ids"]
+            ids = tok(texts, add_special_tokens=True, truncation=True, max_length=limit + 1)["input_ids"]
             tail = [tok.sep_token_id] if tok.sep_token_id is not None else []
         else:
-            ids = [seq + [tok.eos_token_id] for seq in tok(texts, add_special_tokens=False)["input_ids"]]
+            encoded = tok(texts, add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
+            ids = [seq + [tok.eos_token_id] for seq in encoded]
             tail = [tok.eos_token_id]
         long = [i for i, seq in enumerate(ids) if len(seq) > limit]
         for i in long:
@@ -179,16 +191,17 @@ class EvoEmbeddingModel(nn.Module):
         """K new latents per segment, each segment read over its memory: returns (n, K, D)."""
         hidden, _ = self._encode_rows(MEMORY_ADAPTER, memories, segments, with_queries=True)
         k = self.config.num_queries
-        return self.latent_to_mem(hidden[:, -k:, :])
+        return self.latent_to_mem(hidden[:, -k:, :].to(self.dtype))
 
     def represent(self, memories: list[torch.Tensor], segments: list[list[int]]) -> torch.Tensor:
         """L2-normalised vector per segment, each read over its memory: returns (n, output_dim)."""
         hidden, segment_mask = self._encode_rows(RETRIEVER_ADAPTER, memories, segments, with_queries=False)
+        hidden = hidden.to(self.dtype)
         if self.pooling == "last":
             pooled = hidden[:, -1, :]
-        else:
-            weights = segment_mask.unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * weights).sum(1) / weights.sum(1)
+        else:  # where(), not a product: padding positions may hold NaN (fully masked rows)
+            summed = torch.where(segment_mask.unsqueeze(-1), hidden, 0.0).sum(1)
+            pooled = summed / segment_mask.sum(1, keepdim=True)
         vectors = self.mem_to_emb(self.latent_to_mem(pooled))
         return F.normalize(vectors.float(), dim=-1)
 
@@ -203,8 +216,8 @@ class EvoEmbeddingModel(nn.Module):
         Returns the last hidden states (n, T, D) and a mask (n, T) of each row's segment tokens.
         Position ids count only real tokens, so padding never shifts a row's positions.
         """
-        if len(memories) != len(segments):
-            raise ValueError("one memory per segment is required")
+        if len(memories) != len(segments) or not segments:
+            raise ValueError(f"one memory per segment is required (got {len(memories)} and {len(segments)})")
         k = self.config.num_queries if with_queries else 0
         embed = self.backbone.get_input_embeddings()
         lengths = [m.shape[0] + len(s) + k for m, s in zip(memories, segments)]
@@ -212,7 +225,8 @@ class EvoEmbeddingModel(nn.Module):
         flat_ids = torch.tensor([t for s in segments for t in s], device=self.device)
         token_embeds = embed(flat_ids).split([len(s) for s in segments])
         # One batched head call for all memories (rows often share theirs).
-        latents = self.mem_to_latent(torch.cat(memories)) if sum(m.shape[0] for m in memories) else None
+        compute = embed.weight.dtype
+        latents = self.mem_to_latent(torch.cat(memories)).to(compute) if sum(m.shape[0] for m in memories) else None
         latent_rows = latents.split([m.shape[0] for m in memories]) if latents is not None else [None] * len(memories)
         rows, masks, seg_masks = [], [], []
         for latent, tokens, length, seg in zip(latent_rows, token_embeds, lengths, segments):
@@ -222,7 +236,7 @@ class EvoEmbeddingModel(nn.Module):
                 parts.append(latent)
             parts.append(tokens)
             if k:
-                parts.append(self.memory_queries)
+                parts.append(self.memory_queries.to(compute))
             rows.append(torch.cat(parts))
             mask = torch.zeros(width, dtype=torch.long, device=self.device)
             mask[pad:] = 1
@@ -295,14 +309,18 @@ class EvoEmbeddingModel(nn.Module):
         *,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
         **overrides,
     ) -> "EvoEmbeddingModel":
         """Load a model saved by :meth:`save_pretrained`, ``"default"``, or a Hugging Face id.
 
-        ``overrides`` replace config fields (e.g. ``backbone="/local/copy"`` when the original
-        backbone path is not available here).
+        A hub id is fetched with ``huggingface_hub.snapshot_download`` (config, safetensors and
+        tokenizer files only) into the Hugging Face cache; ``local_files_only=True`` (or
+        ``HF_HUB_OFFLINE=1``) uses the cache without network. ``overrides`` replace config fields
+        (e.g. ``backbone="/local/copy"`` when the original backbone path is not available here).
         """
-        directory = _resolve_model_dir(name_or_dir)
+        directory = _resolve_model_dir(name_or_dir, revision=revision, local_files_only=local_files_only)
         raw = json.loads((directory / CONFIG_NAME).read_text())
         if raw.get("format") != "evoembedding":
             from .compat import load_foreign
@@ -337,16 +355,34 @@ def _transformer_body(model: nn.Module, kind: str) -> nn.Module:
     return model
 
 
-def _resolve_model_dir(name_or_dir: str | Path) -> Path:
+HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
+
+
+def _resolve_model_dir(name_or_dir: str | Path, *, revision: str | None = None, local_files_only: bool = False) -> Path:
+    """A local model directory for ``"default"``, a directory, or a Hugging Face id (``owner/name``)."""
+    if not isinstance(name_or_dir, (str, Path)) or not str(name_or_dir).strip():
+        raise TypeError(f"model must be a directory path or a Hugging Face id, got {name_or_dir!r}")
     if str(name_or_dir) == "default":
         return DEFAULT_MODEL_DIR
-    path = Path(name_or_dir)
+    path = Path(name_or_dir).expanduser()
     if path.is_dir():
         if not (path / CONFIG_NAME).is_file():
             raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: not a saved model directory")
         return path
     if path.exists():
         raise ValueError(f"{path} is a file; pass the model directory")
-    from huggingface_hub import snapshot_download  # a hub id: downloads once, then cached
+    name = str(name_or_dir)
+    if isinstance(name_or_dir, Path) or name.startswith((".", "/", "~")) or name.count("/") != 1:
+        raise FileNotFoundError(f"model directory {name!r} does not exist (and is not a Hugging Face id owner/name)")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    return Path(snapshot_download(str(name_or_dir), allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model"]))
+    try:
+        snapshot = snapshot_download(
+            name, revision=revision, allow_patterns=HUB_FILE_PATTERNS, local_files_only=local_files_only
+        )
+    except (LocalEntryNotFoundError, HfHubHTTPError) as exc:
+        raise FileNotFoundError(f"could not get model {name!r} from the Hugging Face hub or its cache: {exc}") from exc
+    if not (Path(snapshot) / CONFIG_NAME).is_file():
+        raise FileNotFoundError(f"hub model {name!r} has no {CONFIG_NAME}")
+    return Path(snapshot)

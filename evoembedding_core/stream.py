@@ -24,7 +24,7 @@ def validate_texts(texts, what: str = "texts") -> list[str]:
     """
     if isinstance(texts, str):
         texts = [texts]
-    if not isinstance(texts, Sequence):
+    if not isinstance(texts, Sequence) or isinstance(texts, (bytes, bytearray)):
         raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}")
     for i, text in enumerate(texts):
         if not isinstance(text, str):
@@ -139,6 +139,16 @@ class EvoStream:
                 raise ValueError(f"stream state {key} must be a non-negative integer, got {value!r}")
         if counters["chunk_segments"] > cfg.chunk_segments or counters["chunk_segments"] > counters["length"]:
             raise ValueError("stream state chunk_segments is inconsistent with the config or length")
+        expected = {
+            "memory": min(counters["length"] * cfg.num_queries, cfg.capacity),
+            "chunk_memory": min((counters["length"] - counters["chunk_segments"]) * cfg.num_queries, cfg.capacity),
+        }
+        for name, tensor in (("memory", memory), ("chunk_memory", chunk_memory)):
+            if tensor.shape[0] != expected[name]:
+                raise ValueError(
+                    f"stream state {name} has {tensor.shape[0]} latents, but {counters['length']} segments "
+                    f"imply {expected[name]}"
+                )
         to_model = dict(device=self.model.device, dtype=self.model.dtype)
         self._state = StreamState(memory=memory.to(**to_model), chunk_memory=chunk_memory.to(**to_model), **counters)
         return self
