@@ -1,0 +1,78 @@
+"""``evoembedding eval``: run the benchmark harness from the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+from .systems import SYSTEMS
+
+EPILOG = """examples:
+  evoembedding eval --data realtalk --out runs/realtalk
+  evoembedding eval --data longmemeval --systems evo,minilm,bm25 --limit 20 --out /tmp/lme
+  evoembedding eval --data samples.jsonl --model runs/my-model --systems evo,evo-zero-memory --out /tmp/s
+"""
+
+
+def _systems(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SYSTEMS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}")
+    return names
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evidence-retrieval benchmark: our model against static MiniLM and BM25 baselines",
+        description=(
+            "Stream each conversation through the model, ask every question after it, and rank the turns. "
+            "Writes results.json, results.md and PNG plots to --out."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data", required=True,
+        help="'realtalk', 'longmemeval' (from ../shared/data or $EVOEMBEDDING_SHARED_DATA) or a path: "
+        "LoCoMo-style JSON file/directory, LongMemEval JSON, EvoTrain JSON/JSONL",
+    )
+    parser.add_argument("--model", default="default", help="model directory or 'default' (the shipped model)")
+    parser.add_argument(
+        "--systems", type=_systems, default=list(SYSTEMS),
+        help=f"comma-separated systems to compare (default: all: {','.join(SYSTEMS)})",
+    )
+    parser.add_argument("--limit", type=_positive, default=None, help="first N conversations (LongMemEval: questions)")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..model import EvoEmbeddingModel
+    from .loaders import load_benchmark
+    from .report import markdown_report, write_report
+    from .runner import evaluate
+    from .systems import build_systems
+
+    name, conversations = load_benchmark(args.data, args.limit)
+
+    def load_model() -> EvoEmbeddingModel:
+        return EvoEmbeddingModel.default() if args.model == "default" else EvoEmbeddingModel.from_pretrained(args.model)
+
+    systems = build_systems(args.systems, model=load_model)
+    result = evaluate(conversations, systems, benchmark=name, progress=not args.quiet)
+    result["model"] = args.model if any(s.startswith("evo") for s in args.systems) else None
+    result["limit"] = args.limit
+    paths = write_report(result, args.out, plots=not args.no_plots)
+    print(markdown_report(result))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0

@@ -1,0 +1,75 @@
+"""PNG plots of evaluation results (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("plots need matplotlib: pip install 'evoembedding[plots]'") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]]) -> None:
+    width = 0.8 / max(1, len(series))
+    x = np.arange(len(groups))
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label)
+    ax.set_xticks(x, groups)
+
+
+def plot_categories(result: dict, path: str | Path, metric: str = "R@10") -> Path:
+    """Grouped bars: ``metric`` overall and per category, one bar per system."""
+    plt = _pyplot()
+    systems = result["systems"]
+    categories = sorted({c for s in systems.values() for c in s["by_category"]})
+    groups = ["overall", *categories]
+    series = {
+        name: [s["overall"][metric], *(s["by_category"].get(c, {}).get(metric, 0.0) for c in categories)]
+        for name, s in systems.items()
+    }
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 2), 4))
+    _grouped_bars(ax, groups, series)
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(f"{result['benchmark']}: {metric} by category ({result['questions']} questions)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_temporal(result: dict, path: str | Path) -> Path | None:
+    """For "first" and "last" questions: median rank of the first vs the last matching event per system
+    (lower is better; a temporally sensitive system ranks the asked-for end higher). ``None`` if no such questions."""
+    systems = result["systems"]
+    directions = [d for d in ("first", "last") if any(d in s["temporal"] for s in systems.values())]
+    if not directions:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(directions), figsize=(5 * len(directions), 4), squeeze=False)
+    for ax, direction in zip(axes[0], directions):
+        names = [n for n, s in systems.items() if direction in s["temporal"]]
+        stats = [systems[n]["temporal"][direction] for n in names]
+        series = {
+            "first event": [t["median_rank_first_event"] for t in stats],
+            "last event": [t["median_rank_last_event"] for t in stats],
+        }
+        _grouped_bars(ax, names, series)
+        ax.tick_params(axis="x", rotation=30)
+        ax.set_ylabel("median rank (lower = better)")
+        ax.set_title(f'"{direction}" questions (n={stats[0]["n"]})')
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{result['benchmark']}: temporal sensitivity")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
