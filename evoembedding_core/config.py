@@ -54,6 +54,18 @@ class EvoEmbeddingConfig:
     """Dynamic segment batching: at most this many consecutive segments share one chunk..."""
     chunk_tokens: int = 2048
     """...and at most this many segment tokens (a single longer segment gets a chunk of its own)."""
+    evolution: str = "rows"
+    """How a chunk evolves memory. ``"rows"``: each segment is its own row over the chunk-start
+    memory. ``"packed"`` (causal backbones only; the released checkpoints' rule): the chunk is ONE
+    causal row ``[memory; seg1; queries; seg2; queries; ...]``, so a segment also sees the chunk's
+    earlier segments."""
+    segment_end_token: str | None = None
+    """Causal backbones: the token appended to every segment; ``None``: the tokenizer's EOS."""
+    query_prefix_apart: bool = False
+    """Tokenise ``query_prefix`` and the query separately and join the ids (released checkpoints)."""
+    native: bool = False
+    """Static mode of released checkpoints: vectors are the last-token states of the bundled
+    embedding model (Qwen3-Embedding); memory is neither built nor used."""
     init_shift: float = 32.0
     """Bias shift that makes the ReLU heads an exact identity at initialisation (see model.py)."""
     trust_remote_code: bool = False
@@ -70,6 +82,8 @@ class EvoEmbeddingConfig:
             raise ValueError(f"pooling must be 'mean', 'last' or None, got {self.pooling!r}")
         if self.chunk_segments < 1 or self.chunk_tokens < 1 or self.max_segment_tokens < 1:
             raise ValueError("chunk_segments, chunk_tokens and max_segment_tokens must be >= 1")
+        if self.evolution not in ("rows", "packed"):
+            raise ValueError(f"evolution must be 'rows' or 'packed', got {self.evolution!r}")
 
     @property
     def capacity(self) -> int:

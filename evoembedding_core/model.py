@@ -72,6 +72,10 @@ class EvoEmbeddingModel(nn.Module):
         self.kind = backbone.kind
         self.tokenizer = backbone.tokenizer
         self.pooling = config.pooling or ("mean" if self.kind == "encoder" else "last")
+        if config.evolution == "packed" and self.kind != "causal":
+            raise ValueError("evolution='packed' needs a causal backbone (a query must not see later segments)")
+        self.native_encoder: nn.Module | None = None
+        """The bundled static embedding model of a released checkpoint (``native`` mode), if any."""
         hidden = backbone.model.config.hidden_size
         out_dim = config.output_dim or hidden
         self._check_positions(backbone.model.config)
@@ -163,7 +167,8 @@ class EvoEmbeddingModel(nn.Module):
         Truncation rule: a segment over ``max_segment_tokens`` (special tokens included) keeps its
         first ``max_segment_tokens - 1`` tokens plus the closing [SEP]/EOS, with a warning.
         """
-        if query:
+        apart = query and self.config.query_prefix_apart
+        if query and not apart:
             texts = [self.config.query_prefix + t for t in texts]
         limit = self.config.max_segment_tokens
         tok = self.tokenizer
@@ -173,8 +178,10 @@ class EvoEmbeddingModel(nn.Module):
             tail = [tok.sep_token_id] if tok.sep_token_id is not None else []
         else:
             encoded = tok(texts, add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
-            ids = [seq + [tok.eos_token_id] for seq in encoded]
-            tail = [tok.eos_token_id]
+            end = self._segment_end_id()
+            head = tok(self.config.query_prefix, add_special_tokens=False)["input_ids"] if apart else []
+            ids = [head + seq + [end] for seq in encoded]
+            tail = [end]
         long = [i for i, seq in enumerate(ids) if len(seq) > limit]
         for i in long:
             ids[i] = ids[i][: limit - len(tail)] + tail
@@ -186,12 +193,62 @@ class EvoEmbeddingModel(nn.Module):
             )
         return ids
 
+    def _segment_end_id(self) -> int:
+        """Id of the token closing every causal segment (``segment_end_token``, default EOS)."""
+        token = self.config.segment_end_token
+        if token is None:
+            return self.tokenizer.eos_token_id
+        token_id = self.tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == self.tokenizer.unk_token_id:
+            raise ValueError(f"segment_end_token {token!r} is not in the tokenizer's vocabulary")
+        return token_id
+
     # ------------------------------------------------------------------ the two operations
     def evolve(self, memories: list[torch.Tensor], segments: list[list[int]]) -> torch.Tensor:
         """K new latents per segment, each segment read over its memory: returns (n, K, D)."""
         hidden, _ = self._encode_rows(MEMORY_ADAPTER, memories, segments, with_queries=True)
         k = self.config.num_queries
         return self.latent_to_mem(hidden[:, -k:, :].to(self.dtype))
+
+    def evolve_packed(self, memory: torch.Tensor, segments: list[list[int]]) -> torch.Tensor:
+        """K new latents per segment from ONE causal row ``[mem_to_latent(memory); seg1; queries;
+        seg2; queries; ...]`` (``evolution="packed"``): segment t's queries see the memory and
+        segments 1..t, never later ones. Returns (n, K, D)."""
+        if self.kind != "causal":
+            raise ValueError("packed evolution needs a causal backbone")
+        k = self.config.num_queries
+        embed = self.backbone.get_input_embeddings()
+        compute = embed.weight.dtype
+        tokens = embed(torch.tensor([t for s in segments for t in s], device=self.device)).split([len(s) for s in segments])
+        parts = [self.mem_to_latent(memory).to(compute)] if memory.shape[0] else []
+        query_ends, offset = [], memory.shape[0]
+        for segment in tokens:
+            parts += [segment, self.memory_queries.to(compute)]
+            offset += segment.shape[0] + k
+            query_ends.append(offset)
+        row = torch.cat(parts).unsqueeze(0)
+        positions = torch.arange(row.shape[1], device=self.device).unsqueeze(0)
+        mask = torch.ones_like(positions)
+        with self.adapter(MEMORY_ADAPTER):
+            hidden = self._body(inputs_embeds=row, attention_mask=mask, position_ids=positions).last_hidden_state[0]
+        at = torch.stack([torch.arange(end - k, end, device=self.device) for end in query_ends])
+        return self.latent_to_mem(hidden[at].to(self.dtype))
+
+    def represent_native(self, segments: list[list[int]]) -> torch.Tensor:
+        """Static vectors from the bundled embedding model (``native`` mode): the last token's
+        state of each left-padded row, L2-normalised. Returns (n, output_dim)."""
+        if self.native_encoder is None:
+            raise ValueError("native mode needs a released checkpoint that bundles an embedding model (emb_model)")
+        width = max(len(s) for s in segments)
+        ids = torch.zeros(len(segments), width, dtype=torch.long, device=self.device)
+        mask = torch.zeros_like(ids)
+        for row, segment in enumerate(segments):
+            ids[row, width - len(segment) :] = torch.tensor(segment, device=self.device)
+            mask[row, width - len(segment) :] = 1
+        inputs = self.native_encoder.get_input_embeddings()(ids) * mask.unsqueeze(-1)
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        out = self.native_encoder(inputs_embeds=inputs, attention_mask=mask, position_ids=positions)
+        return F.normalize(out.last_hidden_state[:, -1, :].float(), dim=-1)
 
     def represent(self, memories: list[torch.Tensor], segments: list[list[int]]) -> torch.Tensor:
         """L2-normalised vector per segment, each read over its memory: returns (n, output_dim)."""

@@ -38,6 +38,9 @@ class StreamState:
     chunk_tokens: int = 0
     length: int = 0
     """Segments read so far."""
+    chunk_ids: tuple[tuple[int, ...], ...] = ()
+    """``evolution="packed"`` only: token ids of the open chunk's segments, so that a later call
+    can recompute the chunk's causal row exactly (earlier query states do not change)."""
 
     @classmethod
     def empty(cls, model: EvoEmbeddingModel) -> "StreamState":
@@ -65,13 +68,23 @@ def plan_chunks(state: StreamState, lengths: list[int], max_segments: int, max_t
 def advance(model: EvoEmbeddingModel, state: StreamState, segments: list[list[int]]) -> tuple[torch.Tensor, StreamState]:
     """Read tokenised segments in order: returns their vectors (n, E) and the new state."""
     cfg = model.config
+    if cfg.native:  # static mode: no memory at all
+        state = replace(state, length=state.length + len(segments))
+        vectors = model.represent_native(segments) if segments else torch.zeros(0, model.output_dim, device=model.device)
+        return vectors, state
     capacity = cfg.capacity
+    packed = cfg.evolution == "packed"
     vectors = []
     for start, stop, opens in plan_chunks(state, [len(s) for s in segments], cfg.chunk_segments, cfg.chunk_tokens):
         chunk = segments[start:stop]
         if opens:
-            state = replace(state, chunk_memory=state.memory, chunk_segments=0, chunk_tokens=0)
-        latents = model.evolve([state.chunk_memory] * len(chunk), chunk)  # (n, K, D)
+            state = replace(state, chunk_memory=state.memory, chunk_segments=0, chunk_tokens=0, chunk_ids=())
+        if packed:  # one causal row for the whole chunk, its earlier segments recomputed
+            earlier = [list(ids) for ids in state.chunk_ids]
+            latents = model.evolve_packed(state.chunk_memory, earlier + chunk)[len(earlier) :]
+            state = replace(state, chunk_ids=state.chunk_ids + tuple(tuple(s) for s in chunk))
+        else:
+            latents = model.evolve([state.chunk_memory] * len(chunk), chunk)  # (n, K, D)
         queue = torch.cat([state.memory, latents.flatten(0, 1)])
         before = state.memory.shape[0]
         k = cfg.num_queries
@@ -91,4 +104,6 @@ def advance(model: EvoEmbeddingModel, state: StreamState, segments: list[list[in
 
 def represent_queries(model: EvoEmbeddingModel, state: StreamState, queries: list[list[int]]) -> torch.Tensor:
     """Vectors of tokenised queries, each read over the stream's current memory (memory unchanged)."""
+    if model.config.native:
+        return model.represent_native(queries)
     return model.represent([state.memory] * len(queries), queries)

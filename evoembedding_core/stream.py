@@ -111,6 +111,7 @@ class EvoStream:
                 "length": s.length,
                 "chunk_segments": s.chunk_segments,
                 "chunk_tokens": s.chunk_tokens,
+                "chunk_ids": [list(ids) for ids in s.chunk_ids],
                 "model": self.model.fingerprint(),
             },
         }
@@ -149,8 +150,11 @@ class EvoStream:
                     f"stream state {name} has {tensor.shape[0]} latents, but {counters['length']} segments "
                     f"imply {expected[name]}"
                 )
+        chunk_ids = _open_chunk_ids(self.model, meta.get("chunk_ids", []), counters)
         to_model = dict(device=self.model.device, dtype=self.model.dtype)
-        self._state = StreamState(memory=memory.to(**to_model), chunk_memory=chunk_memory.to(**to_model), **counters)
+        self._state = StreamState(
+            memory=memory.to(**to_model), chunk_memory=chunk_memory.to(**to_model), chunk_ids=chunk_ids, **counters
+        )
         return self
 
     def save(self, path: str | Path) -> None:
@@ -173,3 +177,16 @@ class EvoStream:
             raise ValueError(f"{path}: missing evoembedding_stream metadata")
         return self.load_state_dict({**tensors, "meta": meta})
 
+def _open_chunk_ids(model: EvoEmbeddingModel, value, counters: dict) -> tuple[tuple[int, ...], ...]:
+    """The open chunk's token ids of a saved state (``evolution="packed"`` only), checked."""
+    vocab = model.backbone.get_input_embeddings().num_embeddings
+    if not isinstance(value, list) or not all(
+        isinstance(ids, list) and all(type(t) is int and 0 <= t < vocab for t in ids) for ids in value
+    ):
+        raise ValueError(f"stream state chunk_ids must be lists of token ids below {vocab}")
+    if model.config.evolution != "packed" or model.config.native:
+        if value:
+            raise ValueError("stream state has chunk_ids but this model does not use packed evolution")
+    elif len(value) != counters["chunk_segments"] or sum(map(len, value)) != counters["chunk_tokens"]:
+        raise ValueError("stream state chunk_ids do not match its chunk_segments and chunk_tokens")
+    return tuple(tuple(ids) for ids in value)
