@@ -622,7 +622,7 @@ def generate(n: int, seed: int = 0, *, templates: Sequence[str] | None = None, m
 
 def write_jsonl(path: str | Path, n: int, seed: int = 0, *, progress: bool = False, **kwargs) -> Path:
     """Write ``n`` samples to ``path`` as JSONL (written to a temporary file, then renamed)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
