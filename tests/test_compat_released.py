@@ -254,3 +254,16 @@ def test_bad_overrides_and_foreign_configs_are_refused(released, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
     with pytest.raises(ValueError, match="EvoRAG"):
         EvoEmbeddingModel.from_pretrained(tmp_path, device="cpu")
+
+
+def test_missing_base_model_names_the_backbone_override(released, tmp_path):
+    copy = tmp_path / "moved"
+    copy.mkdir()
+    for file in released[0].iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    raw = json.loads((copy / "config.json").read_text())
+    (copy / "config.json").write_text(json.dumps({**raw, "base_model_name_or_path": "/nowhere/Qwen3-4B"}))
+    with pytest.raises(ValueError, match="backbone="):
+        EvoEmbeddingModel.from_pretrained(copy, device="cpu")
+    model = EvoEmbeddingModel.from_pretrained(copy, device="cpu", dtype=torch.float32, backbone=raw["base_model_name_or_path"])
+    assert model.config.backbone == raw["base_model_name_or_path"]

@@ -110,7 +110,13 @@ def load_released(
     base = str(overrides.get("backbone") or raw.get("base_model_name_or_path") or "")
     if not base:
         raise ValueError(f"{directory}/config.json has no base_model_name_or_path; pass backbone=")
-    hf_config = AutoConfig.from_pretrained(base)
+    try:
+        hf_config = AutoConfig.from_pretrained(base)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot read the base model {base!r} named by {directory}/config.json ({exc}); pass "
+            "backbone='<hub id or local copy>', e.g. backbone='Qwen/Qwen3-4B-Instruct-2507'"
+        ) from exc
     config = released_config({**raw, "base_model_name_or_path": base}, reader, hf_config, overrides)
     has_base = any(name.startswith("model.") and "lora_" not in name for name in reader.keys())
     backbone = _released_backbone(directory, base, hf_config, has_base, device=device, dtype=dtype)
