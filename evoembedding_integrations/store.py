@@ -290,8 +290,9 @@ class _VectorIndex:
             return self.flat.search(queries, k, params=params)
         if self.kind == "hnsw" and len(self) >= self.hnsw_threshold:
             if self.graph is None:
-                self.graph = faiss.IndexIDMap2(faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT))
-                self.graph.index.hnsw.efSearch = 128
+                hnsw = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+                hnsw.hnsw.efSearch = 128
+                self.graph = faiss.IndexIDMap2(hnsw)
                 labels = self.labels()
                 self.graph.add_with_ids(self.vectors(labels), labels)
             return self.graph.search(queries, k)
