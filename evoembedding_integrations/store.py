@@ -805,8 +805,10 @@ class EvoStore:
         vectors = arrays[f"{n}/vectors"]
         if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != len(items):
             raise ValueError(f"vectors must be float32 (n={len(items)}, d), got {vectors.dtype} {vectors.shape}")
-        if items:
-            vectors = _normalise(vectors, self.dim, "stored vectors")
+        if items and (vectors.shape[1] != self.dim or not np.isfinite(vectors).all()):
+            raise ValueError(f"vectors must be finite and {self.dim}-d")
+        if items and not np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3):
+            raise ValueError("stored vectors are not unit-length")
         stream = self._new_stream()
         stream.length = length
         if self.model is not None:
