@@ -74,6 +74,12 @@ class EvoEmbeddingConfig:
     """Free-form notes (training run, data) carried along in config.json."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise TypeError(f"backbone must be a non-empty string, got {self.backbone!r}")
+        for name in ("num_queries", "memory_slots", "lora_r", "max_segment_tokens", "chunk_segments", "chunk_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, got {value!r}")
         if self.num_queries < 1 or self.memory_slots < 1:
             raise ValueError("num_queries and memory_slots must be >= 1")
         if self.backbone_kind not in (None, "encoder", "causal"):
