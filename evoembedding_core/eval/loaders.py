@@ -127,7 +127,7 @@ def load_locomo(path: str | Path, limit: int | None = None) -> list[Conversation
         data = _read_json(file)
         items = data if isinstance(data, list) else [data]
         for j, item in enumerate(items):
-            name = file.stem if len(items) == 1 else str(item.get("sample_id", f"{file.stem}#{j}"))
+            name = str(item.get("sample_id", file.stem if len(items) == 1 else f"{file.stem}#{j}"))
             conversations.append(locomo_conversation(item, name))
     return conversations[:limit] if limit else conversations
 
