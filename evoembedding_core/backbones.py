@@ -10,6 +10,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +140,15 @@ def _gguf_cache_path(directory: str, gguf_file: str) -> Path:
     return cache_dir() / "gguf" / f"{Path(gguf_file).stem}-{key}"
 
 
+def _dequantized_gguf_options() -> dict:
+    """transformers >= 5 may keep GGUF weights packed; ask for a plain dense model instead."""
+    try:
+        from transformers import GgufConfig
+    except ImportError:  # transformers 4.x always dequantizes
+        return {}
+    return {"quantization_config": GgufConfig(dequantize=True)}
+
+
 def _converted_gguf(directory: str, gguf_file: str) -> str:
     """Directory of a safetensors copy of a GGUF checkpoint, converted on first use (~20 s)."""
     target = _gguf_cache_path(directory, gguf_file)
@@ -150,17 +160,25 @@ def _converted_gguf(directory: str, gguf_file: str) -> str:
         raise ImportError("loading a GGUF backbone needs `pip install gguf`") from exc
     warnings.warn(f"converting {gguf_file} to safetensors once (cached in {target})", stacklevel=3)
     with quiet_loading():
-        model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf_file, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            directory, gguf_file=gguf_file, dtype=torch.float32, **_dequantized_gguf_options()
+        )
         tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf_file)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "done.json").write_text(json.dumps({"source": str(Path(directory) / gguf_file)}))
+    quantizer = getattr(model, "hf_quantizer", None)
+    if quantizer is not None:  # the weights are dense float32 now: drop the GGUF marker so it can be saved
+        quantizer.remove_quantization_config(model)
     target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "done.json").write_text(json.dumps({"source": str(Path(directory) / gguf_file)}))
         os.replace(tmp, target)
-    except OSError:  # another process finished first
-        pass
+    except OSError:
+        if not (target / "done.json").is_file():  # not just another process finishing first
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return str(target)
 
 

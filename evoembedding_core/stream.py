@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -140,16 +141,8 @@ class EvoStream:
                 raise ValueError(f"stream state {key} must be a non-negative integer, got {value!r}")
         if counters["chunk_segments"] > cfg.chunk_segments or counters["chunk_segments"] > counters["length"]:
             raise ValueError("stream state chunk_segments is inconsistent with the config or length")
-        expected = {
-            "memory": min(counters["length"] * cfg.num_queries, cfg.capacity),
-            "chunk_memory": min((counters["length"] - counters["chunk_segments"]) * cfg.num_queries, cfg.capacity),
-        }
-        for name, tensor in (("memory", memory), ("chunk_memory", chunk_memory)):
-            if tensor.shape[0] != expected[name]:
-                raise ValueError(
-                    f"stream state {name} has {tensor.shape[0]} latents, but {counters['length']} segments "
-                    f"imply {expected[name]}"
-                )
+        if memory.shape[0] > counters["length"] * cfg.num_queries or chunk_memory.shape[0] > memory.shape[0]:
+            raise ValueError(f"stream state holds more latents than its {counters['length']} segments can make")
         chunk_ids = _open_chunk_ids(self.model, meta.get("chunk_ids", []), counters)
         to_model = dict(device=self.model.device, dtype=self.model.dtype)
         self._state = StreamState(
@@ -161,7 +154,8 @@ class EvoStream:
         """Write the state to one safetensors file (counters in its JSON metadata)."""
         state = self.state_dict()
         tensors = {"memory": state["memory"].contiguous(), "chunk_memory": state["chunk_memory"].contiguous()}
-        save_file(tensors, str(path), metadata={"evoembedding_stream": json.dumps(state["meta"])})
+        meta = json.dumps(state["meta"])
+        save_file(tensors, str(path), metadata={"evoembedding_stream": meta, "sha256": _state_digest(tensors, meta)})
 
     def load(self, path: str | Path) -> "EvoStream":
         """Restore the state saved by :meth:`save` (safetensors only: nothing is unpickled)."""
@@ -169,13 +163,30 @@ class EvoStream:
             from safetensors import safe_open
 
             with safe_open(str(path), framework="pt") as handle:
-                meta = json.loads((handle.metadata() or {}).get("evoembedding_stream", "null"))
+                header = handle.metadata() or {}
+            raw_meta = header.get("evoembedding_stream", "null")
+            meta = json.loads(raw_meta)
             tensors = load_file(str(path))
-        except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"{path}: not a readable stream state ({exc})") from None
         if not isinstance(meta, dict):
             raise ValueError(f"{path}: missing evoembedding_stream metadata")
+        if not all(isinstance(tensors.get(k), torch.Tensor) for k in ("memory", "chunk_memory")):
+            raise ValueError(f"{path}: stream state must hold 'memory' and 'chunk_memory' tensors")
+        if header.get("sha256") != _state_digest(tensors, raw_meta):
+            raise ValueError(f"{path}: stream state fails its sha256 checksum (corrupted or modified)")
         return self.load_state_dict({**tensors, "meta": meta})
+
+
+def _state_digest(tensors: dict[str, torch.Tensor], meta: str) -> str:
+    """SHA-256 over a saved state's counters and tensor bytes (safetensors itself has no checksum)."""
+    digest = hashlib.sha256(meta.encode())
+    for name in ("memory", "chunk_memory"):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
 
 def _open_chunk_ids(model: EvoEmbeddingModel, value, counters: dict) -> tuple[tuple[int, ...], ...]:
     """The open chunk's token ids of a saved state (``evolution="packed"`` only), checked."""

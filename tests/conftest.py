@@ -64,3 +64,25 @@ def tiny_causal_model(tiny_causal_dir) -> EvoEmbeddingModel:
         chunk_segments=3, chunk_tokens=64, max_segment_tokens=48,
     )
     return EvoEmbeddingModel(config, device="cpu")
+
+
+def randomize_adapters(model: EvoEmbeddingModel, *, seed: int = 0, std: float = 0.05) -> EvoEmbeddingModel:
+    """Give both LoRA adapters non-zero B weights (an untrained model's adapters are no-ops)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * std)
+    return model
+
+
+@pytest.fixture(scope="session")
+def adapted_minilm_model() -> EvoEmbeddingModel:
+    """A separate MiniLM model whose LoRA adapters are random and non-zero (do not mutate)."""
+    return randomize_adapters(EvoEmbeddingModel(EvoEmbeddingConfig()), seed=1)
+
+
+@pytest.fixture(scope="session")
+def adapted_tiny_causal_model(tiny_causal_model) -> EvoEmbeddingModel:
+    """A separate tiny causal model (same config as ``tiny_causal_model``) with random adapters."""
+    return randomize_adapters(EvoEmbeddingModel(tiny_causal_model.config, device="cpu"), seed=2, std=0.2)
