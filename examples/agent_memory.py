@@ -18,7 +18,7 @@ SESSIONS = [
     ("2024-03-01", ["I grew up in Porto, by the river.", "My sister Lia still lives there."]),
     ("2024-09-12", ["Big news: last week I moved to Oslo for a new job.", "The winters here are long but I love skiing."]),
 ]
-QUESTIONS = ["Where do I live now?", "Who is Lia?"]
+QUESTIONS = ["Which city did I move to for my job?", "Who is Lia?"]
 
 
 def scripted_llm(question: str, memories: list[dict]) -> str:
