@@ -102,7 +102,7 @@ def run(args) -> int:
     from ..config import EvoEmbeddingConfig
     from ..model import EvoEmbeddingModel
     from . import checkpoint as ckpt
-    from .trainer import TrainConfig, Trainer
+    from .trainer import TrainConfig, Trainer, seed_everything
 
     out = Path(args.out)
     latest = ckpt.latest_checkpoint(out) if out.is_dir() else None
@@ -114,7 +114,9 @@ def run(args) -> int:
     elif state is not None:
         raise SystemExit(f"error: {out} already holds a run (step {state['step']}); pass --resume or a new --out")
     else:
-        config, model = _train_config(args), _new_model(args)
+        config = _train_config(args)
+        seed_everything(config.seed)  # the new model's random initialisation (LoRA A, queries) too
+        model = _new_model(args)
     samples = _load(model, args.data, args, "train")
     eval_samples = _load(model, args.eval_data, args, "eval") if args.eval_data else None
     trainer = Trainer(model, samples, out, config, eval_samples=eval_samples)

@@ -251,7 +251,8 @@ class Trainer:
         self.step += 1
         elapsed = time.perf_counter() - start
         record = {"step": self.step, **totals, "lr": lr, "grad_norm": float(grad_norm),
-                  "segments_per_s": segments / elapsed, "position": self.position}
+                  "segments": segments, "seconds": elapsed, "segments_per_s": segments / elapsed,
+                  "position": self.position}
         self._log(record)
         return record
 
