@@ -168,9 +168,22 @@ def _clean_metadata(metadata, what: str) -> dict:
     if not isinstance(metadata, Mapping):
         raise TypeError(f"{what} must be a dict or None, got {type(metadata).__name__}")
     try:
+        _check_string_keys(metadata, what)
         return json.loads(json.dumps(dict(metadata), allow_nan=False, ensure_ascii=True))
     except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(f"{what} must be JSON-serialisable with finite numbers: {exc}") from None
+
+
+def _check_string_keys(value, what: str) -> None:
+    """Refuse non-string keys at any depth (JSON would silently turn ``1`` or ``None`` into ``"1"`` / ``"null"``)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{what} keys must be strings, got {key!r}")
+            _check_string_keys(item, what)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_string_keys(item, what)
 
 
 def _stream_ids(stream_ids) -> list[str] | None:
@@ -898,18 +911,20 @@ def _read_file(directory: Path, name: str, limit: int | None = None) -> bytes:
     """Bytes of a regular file directly in ``directory`` (no symlinks, optional size limit)."""
     path = directory / name
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: a planted FIFO must not hang the open (no effect on regular files).
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise
     except OSError as exc:  # ELOOP: a symlink
         raise CorruptStoreError(f"{name}: cannot open safely ({exc.strerror}); symlinks are refused") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # checked before fdopen, which raises IsADirectoryError on a directory
+        os.close(fd)
+        raise CorruptStoreError(f"{name} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise CorruptStoreError(f"{name} is not a regular file")
         if limit is not None and info.st_size > limit:
             raise CorruptStoreError(f"{name} is {info.st_size} bytes, over the {limit}-byte limit")
-        return handle.read(info.st_size if limit is None else limit + 1)
+        return handle.read(info.st_size if limit is None else min(info.st_size, limit) + 1)  # never a declared size
 
 
 def _read_verified(directory: Path) -> tuple[dict, dict, dict[str, np.ndarray]]:
@@ -956,10 +971,18 @@ def _read_verified(directory: Path) -> tuple[dict, dict, dict[str, np.ndarray]]:
 
 def _parse_json(data: bytes, name: str):
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant)
+        return json.loads(data.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise CorruptStoreError(f"{name} is not valid JSON ({type(exc).__name__}: {str(exc)[:100]})") from None
 
 
 def _reject_constant(name: str):
     raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON float, refusing ones that overflow to inf (``1e999``): they could never be saved again."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"non-finite number {text[:20]}")
+    return value
