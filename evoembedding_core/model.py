@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
 from peft.tuners.tuners_utils import BaseTunerLayer
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -383,9 +384,14 @@ class EvoEmbeddingModel(nn.Module):
             from .compat import load_foreign
 
             return load_foreign(directory, raw, device=device, dtype=dtype, **overrides)
-        config = EvoEmbeddingConfig.from_dict({**raw, **overrides})
+        # Running a backbone's own code is the caller's decision: a config file cannot grant it to itself.
+        config = EvoEmbeddingConfig.from_dict({**raw, "trust_remote_code": False, **overrides})
+        try:
+            tensors = load_file(directory / WEIGHTS_NAME)
+        except SafetensorError as exc:
+            raise ValueError(f"{directory / WEIGHTS_NAME} is not a valid safetensors file ({exc})") from None
         model = cls(config, device=device, dtype=dtype)
-        model.load_trained_weights(load_file(directory / WEIGHTS_NAME))
+        model.load_trained_weights(tensors)
         return model
 
     @classmethod
