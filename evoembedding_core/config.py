@@ -66,8 +66,10 @@ class EvoEmbeddingConfig:
     native: bool = False
     """Static mode of released checkpoints: vectors are the last-token states of the bundled
     embedding model (Qwen3-Embedding); memory is neither built nor used."""
-    init_shift: float = 32.0
-    """Bias shift that makes the ReLU heads an exact identity at initialisation (see model.py)."""
+    init_shift: float = 8.0
+    """Bias shift that makes the ReLU heads an exact identity at initialisation (see model.py): exact
+    while hidden states stay above ``-init_shift`` (MiniLM's stay within about [-3, 6]); larger values
+    scale the heads' gradients up by the same factor."""
     trust_remote_code: bool = False
     """Allow backbones that ship their own Python code. Off: such configs are refused."""
     extra: dict = field(default_factory=dict)
