@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,6 +90,9 @@ class EvoEmbeddingModel(nn.Module):
             self.backbone = get_peft_model(backbone.model, lora, adapter_name=MEMORY_ADAPTER)
             self.backbone.add_adapter(RETRIEVER_ADAPTER, lora)
         self._lora_layers = [m for m in self.backbone.modules() if isinstance(m, BaseTunerLayer)]
+        self.lock = threading.RLock()
+        """Held while an adapter is active: the adapter switch is model-wide state, so forwards of one
+        model from several threads take turns."""
         self._body = _transformer_body(self.backbone.get_base_model(), self.kind)
 
         # Queries, heads and memory latents are float32 whatever the backbone's dtype: the heads'
@@ -311,17 +315,21 @@ class EvoEmbeddingModel(nn.Module):
 
     @contextmanager
     def adapter(self, name: str | None):
-        """Activate one LoRA adapter (``None``: none) without touching ``requires_grad``."""
-        previous = [(layer._active_adapter, layer._disable_adapters) for layer in self._lora_layers]
-        for layer in self._lora_layers:
-            layer._disable_adapters = name is None
-            if name is not None:
-                layer._active_adapter = [name]
-        try:
-            yield
-        finally:
-            for layer, (active, disabled) in zip(self._lora_layers, previous):
-                layer._active_adapter, layer._disable_adapters = active, disabled
+        """Activate one LoRA adapter (``None``: none) without touching ``requires_grad``.
+
+        Holds :attr:`lock` meanwhile, so concurrent users of one model never see each other's adapter.
+        """
+        with self.lock:
+            previous = [(layer._active_adapter, layer._disable_adapters) for layer in self._lora_layers]
+            for layer in self._lora_layers:
+                layer._disable_adapters = name is None
+                if name is not None:
+                    layer._active_adapter = [name]
+            try:
+                yield
+            finally:
+                for layer, (active, disabled) in zip(self._lora_layers, previous):
+                    layer._active_adapter, layer._disable_adapters = active, disabled
 
     # ------------------------------------------------------------------ streams
     def stream(self) -> "EvoStream":

@@ -63,7 +63,6 @@ import re
 import stat
 import threading
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,17 +114,10 @@ class Hit(Record):
 
 
 # ---------------------------------------------------------------------------------------- models
-_MODEL_LOCKS: "weakref.WeakKeyDictionary[EvoEmbeddingModel, threading.RLock]" = weakref.WeakKeyDictionary()
-_REGISTRY_LOCK = threading.Lock()
-
-
 def model_lock(model: EvoEmbeddingModel) -> threading.RLock:
-    """The lock guarding forwards of ``model`` (its adapter switch is global state), shared by all users."""
-    with _REGISTRY_LOCK:
-        lock = _MODEL_LOCKS.get(model)
-        if lock is None:
-            lock = _MODEL_LOCKS[model] = threading.RLock()
-        return lock
+    """The model's own lock (see ``EvoEmbeddingModel.lock``): hold it to keep a stream update and its
+    forwards together."""
+    return model.lock
 
 
 @functools.lru_cache(maxsize=8)
