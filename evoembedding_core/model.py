@@ -24,11 +24,13 @@ import json
 import threading
 import warnings
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from peft import LoraConfig, get_peft_model
+from peft.tuners.lora import Linear as LoraLinear
 from peft.tuners.tuners_utils import BaseTunerLayer
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
@@ -90,6 +92,7 @@ class EvoEmbeddingModel(nn.Module):
             self.backbone = get_peft_model(backbone.model, lora, adapter_name=MEMORY_ADAPTER)
             self.backbone.add_adapter(RETRIEVER_ADAPTER, lora)
         self._lora_layers = [m for m in self.backbone.modules() if isinstance(m, BaseTunerLayer)]
+        self._merged_cache: dict[str, tuple[tuple, list[torch.Tensor]]] = {}
         self.lock = threading.RLock()
         """Held while an adapter is active: the adapter switch is model-wide state, so forwards of one
         model from several threads take turns."""
@@ -318,18 +321,49 @@ class EvoEmbeddingModel(nn.Module):
         """Activate one LoRA adapter (``None``: none) without touching ``requires_grad``.
 
         Holds :attr:`lock` meanwhile, so concurrent users of one model never see each other's adapter.
+        Without autograd (inference) the adapter runs merged: each LoRA linear becomes one matmul
+        with ``W + B A * scaling`` (cached per adapter until a weight changes), instead of the base
+        matmul plus two thin LoRA matmuls, a scale and an add over every token.
         """
         with self.lock:
-            previous = [(layer._active_adapter, layer._disable_adapters) for layer in self._lora_layers]
+            previous = [
+                (layer._active_adapter, layer._disable_adapters, layer.__dict__.get("forward")) for layer in self._lora_layers
+            ]
+            merged = self._merged_weights(name) if name is not None else None
             for layer in self._lora_layers:
                 layer._disable_adapters = name is None
                 if name is not None:
                     layer._active_adapter = [name]
+            for layer, weight in zip(self._lora_layers, merged or ()):
+                layer.forward = partial(F.linear, weight=weight, bias=layer.base_layer.bias)
             try:
                 yield
             finally:
-                for layer, (active, disabled) in zip(self._lora_layers, previous):
+                for layer, (active, disabled, forward) in zip(self._lora_layers, previous):
                     layer._active_adapter, layer._disable_adapters = active, disabled
+                    if forward is None:
+                        layer.__dict__.pop("forward", None)
+                    else:
+                        layer.forward = forward
+
+    def _merged_weights(self, name: str) -> list[torch.Tensor] | None:
+        """Per LoRA layer, its base weight with adapter ``name`` merged in; ``None`` when merging is
+        not exact or not allowed (autograd on, dropout active, non-float32 or non-plain-LoRA layers)."""
+        if torch.is_grad_enabled() or self.training or not self._lora_layers:
+            return None
+        if not all(_plain_float32_lora(layer, name) for layer in self._lora_layers):
+            return None
+        key = tuple(
+            (t.data_ptr(), t._version)
+            for layer in self._lora_layers
+            for t in (layer.base_layer.weight, layer.lora_A[name].weight, layer.lora_B[name].weight)
+        )
+        cached = self._merged_cache.get(name)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                weights = [layer.base_layer.weight + layer.get_delta_weight(name) for layer in self._lora_layers]
+            cached = self._merged_cache[name] = (key, weights)
+        return cached[1]
 
     # ------------------------------------------------------------------ streams
     def stream(self) -> "EvoStream":
@@ -417,6 +451,19 @@ class EvoEmbeddingModel(nn.Module):
 
 def _is_trainable_name(name: str) -> bool:
     return "lora_" in name or name.split(".")[0] in {"memory_queries", "latent_to_mem", "mem_to_latent", "mem_to_emb"}
+
+
+def _plain_float32_lora(layer: nn.Module, name: str) -> bool:
+    """A vanilla LoRA ``Linear`` over a float32 ``nn.Linear``: merging it changes only float rounding."""
+    return (
+        isinstance(layer, LoraLinear)
+        and isinstance(layer.base_layer, nn.Linear)
+        and name in layer.lora_A
+        and name not in layer.lora_variant
+        and not layer.fan_in_fan_out
+        and layer.base_layer.weight.dtype == torch.float32
+        and layer.lora_A[name].weight.dtype == torch.float32
+    )
 
 
 def _transformer_body(model: nn.Module, kind: str) -> nn.Module:

@@ -66,15 +66,20 @@ def plan_chunks(state: StreamState, lengths: list[int], max_segments: int, max_t
 
 
 def advance(model: EvoEmbeddingModel, state: StreamState, segments: list[list[int]]) -> tuple[torch.Tensor, StreamState]:
-    """Read tokenised segments in order: returns their vectors (n, E) and the new state."""
+    """Read tokenised segments in order: returns their vectors (n, E) and the new state.
+
+    Evolution runs chunk by chunk (each chunk needs the memory the previous one left). No later
+    step needs a segment's vector, so all representations of the call run at the end, in batches of
+    rows of similar length (:func:`length_batches`): far less padding than one batch per chunk.
+    """
     cfg = model.config
     if cfg.native:  # static mode: no memory at all
         state = replace(state, length=state.length + len(segments))
         vectors = model.represent_native(segments) if segments else torch.zeros(0, model.output_dim, device=model.device)
         return vectors, state
-    capacity = cfg.capacity
+    capacity, k = cfg.capacity, cfg.num_queries
     packed = cfg.evolution == "packed"
-    vectors = []
+    memories: list[torch.Tensor] = []
     for start, stop, opens in plan_chunks(state, [len(s) for s in segments], cfg.chunk_segments, cfg.chunk_tokens):
         chunk = segments[start:stop]
         if opens:
@@ -83,13 +88,13 @@ def advance(model: EvoEmbeddingModel, state: StreamState, segments: list[list[in
             earlier = [list(ids) for ids in state.chunk_ids]
             latents = model.evolve_packed(state.chunk_memory, earlier + chunk)[len(earlier) :]
             state = replace(state, chunk_ids=state.chunk_ids + tuple(tuple(s) for s in chunk))
-        else:
-            latents = model.evolve([state.chunk_memory] * len(chunk), chunk)  # (n, K, D)
+        else:  # independent rows over the same memory, batched by length
+            batches = length_batches([len(s) for s in chunk], cfg.chunk_segments)
+            parts = [model.evolve([state.chunk_memory] * len(rows), [chunk[i] for i in rows]) for rows in batches]
+            latents = _in_input_order(parts, batches)  # (n, K, D)
         queue = torch.cat([state.memory, latents.flatten(0, 1)])
         before = state.memory.shape[0]
-        k = cfg.num_queries
-        memories = [queue[max(0, end - capacity) : end] for end in range(before, before + k * len(chunk), k)]
-        vectors.append(model.represent(memories, chunk))
+        memories += [queue[max(0, end - capacity) : end] for end in range(before, before + k * len(chunk), k)]
         state = replace(
             state,
             memory=queue[-capacity:],
@@ -97,9 +102,43 @@ def advance(model: EvoEmbeddingModel, state: StreamState, segments: list[list[in
             chunk_tokens=state.chunk_tokens + sum(len(s) for s in chunk),
             length=state.length + len(chunk),
         )
-    if not vectors:
+    if not segments:
         return torch.zeros(0, model.output_dim, device=model.device), state
-    return torch.cat(vectors), state
+    batches = length_batches([m.shape[0] + len(s) for m, s in zip(memories, segments)], cfg.chunk_segments)
+    parts = [model.represent([memories[i] for i in rows], [segments[i] for i in rows]) for rows in batches]
+    return _in_input_order(parts, batches), state
+
+
+def _in_input_order(parts: list[torch.Tensor], batches: list[list[int]]) -> torch.Tensor:
+    """Concatenate per-batch results and put their rows back in input order."""
+    order = torch.tensor([i for rows in batches for i in rows], device=parts[0].device)
+    return torch.cat(parts)[torch.argsort(order)]
+
+
+BATCH_OVERHEAD_TOKENS = 192
+"""Cost of one extra forward call, in padded token positions, used to group rows by length."""
+
+
+def length_batches(lengths: list[int], max_rows: int, overhead: int = BATCH_OVERHEAD_TOKENS) -> list[list[int]]:
+    """Group row indices into batches that minimise padded positions plus ``overhead`` per batch.
+
+    Rows are sorted by length; a batch costs ``rows x its longest row + overhead``; the optimal
+    split of the sorted order into runs of at most ``max_rows`` is found by dynamic programming.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    best = [0] + [None] * len(order)  # best[i]: cheapest cost of the first i sorted rows
+    cut = [0] * (len(order) + 1)
+    for i in range(1, len(order) + 1):
+        longest = lengths[order[i - 1]]
+        for j in range(max(0, i - max_rows), i):
+            cost = best[j] + (i - j) * longest + overhead
+            if best[i] is None or cost < best[i]:
+                best[i], cut[i] = cost, j
+    batches, i = [], len(order)
+    while i > 0:
+        batches.append(order[cut[i] : i])
+        i = cut[i]
+    return batches[::-1]
 
 
 def represent_queries(model: EvoEmbeddingModel, state: StreamState, queries: list[list[int]]) -> torch.Tensor:

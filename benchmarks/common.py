@@ -1,0 +1,102 @@
+"""Shared pieces of the benchmarks: realistic chat turns, machine facts, timing, results files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import random
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS_DIR = Path(__file__).parent / "results"
+MIN_TOKENS, MAX_TOKENS = 10, 120
+
+
+def chat_turns(n: int, tokenizer, *, seed: int = 0, min_tokens: int = MIN_TOKENS, max_tokens: int = MAX_TOKENS) -> list[str]:
+    """``n`` chat turns of realistic, varied length (``min_tokens``..``max_tokens`` backbone tokens).
+
+    Synthetic conversations (``evoembedding_core.training.synth``, seeded) are read in order; each
+    turn joins consecutive messages until it reaches a length drawn log-uniformly from the range
+    (people send one-liners and paragraphs), then is cut back to ``max_tokens`` tokens.
+    """
+    from evoembedding_core.training.synth import generate
+
+    rng = random.Random(seed)
+    turns: list[str] = []
+    pending: list[str] = []
+    target = _draw(rng, min_tokens, max_tokens)
+    for sample in generate(10**9, seed=seed, min_turns=32, max_turns=128):
+        for message in sample["meta"]["turns"][:-1]:  # the last one is the sample's query
+            pending.append(message)
+            text = "\n".join(pending)
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+            if len(ids) < target:
+                continue
+            turns.append(tokenizer.decode(ids[:max_tokens]) if len(ids) > max_tokens else text)
+            pending, target = [], _draw(rng, min_tokens, max_tokens)
+            if len(turns) == n:
+                return turns
+    raise AssertionError("unreachable: generate() is unbounded")
+
+
+def _draw(rng: random.Random, low: int, high: int) -> int:
+    return int(math.exp(rng.uniform(math.log(low), math.log(high + 1))))
+
+
+def machine() -> dict:
+    """Facts that make a figure interpretable: device, threads and how loaded the CPU was."""
+    info = {
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    if info["device"] == "cuda":
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
+
+
+def timed(fn, *args, **kwargs) -> tuple[float, object]:
+    """Seconds a call took (``perf_counter``) and its result."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0..100) by linear interpolation."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100
+    low = math.floor(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def write_results(name: str, result: dict, out: Path | None = None) -> Path:
+    """Write ``result`` (with the machine facts) as ``benchmarks/results/<name>.json``; returns the path."""
+    path = out or RESULTS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **result}, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
+
+
+def print_table(headers: list[str], rows: list[list]) -> None:
+    """A plain fixed-width table on stdout."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+    for row in cells:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths)))
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)

@@ -1,0 +1,98 @@
+"""Memory: RSS while one stream ingests many turns, against the bytes actually kept, and state size.
+
+The stream reads ``--turns`` chat turns in ``add`` calls of ``--call-size``; like a store, the
+script keeps every returned vector (float32) and text. RSS is sampled after each call. What must
+hold: RSS grows by no more than what is kept (vectors + texts): the stream itself is bounded.
+Also reports the bytes of one stream's state (``state_dict`` tensors and its saved file).
+
+    .venv/bin/python benchmarks/memory.py --turns 10000
+    .venv/bin/python benchmarks/memory.py --turns 2000        # what ``make bench`` runs
+
+Prints a table and writes ``benchmarks/results/memory.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from common import chat_turns, print_table, write_results
+from evoembedding_core import EvoEmbeddingModel
+
+MB = 1024 * 1024
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize()
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=10_000)
+    parser.add_argument("--call-size", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = EvoEmbeddingModel.default(device="cpu")
+    turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)
+    stream = model.stream()
+    stream.add(turns[: args.call_size])  # warm-up: thread pools, allocator, merged adapter weights
+    stream.reset()
+
+    baseline = rss_bytes()
+    kept_vectors, kept_texts, samples = [], [], []
+    for start in tqdm(range(0, len(turns), args.call_size), desc="ingest", unit="call"):
+        batch = turns[start : start + args.call_size]
+        kept_vectors.append(stream.add(batch))
+        kept_texts += batch
+        kept = sum(v.nbytes for v in kept_vectors) + sum(len(t.encode()) for t in kept_texts)
+        samples.append({"turns": len(kept_texts), "rss_mb": round(rss_bytes() / MB, 1), "kept_mb": round(kept / MB, 2)})
+    growth = rss_bytes() - baseline
+    kept = sum(v.nbytes for v in kept_vectors) + sum(len(t.encode()) for t in kept_texts)
+
+    state = stream.state_dict()
+    tensor_bytes = sum(state[k].numel() * state[k].element_size() for k in ("memory", "chunk_memory"))
+    with tempfile.TemporaryDirectory() as tmp:
+        stream.save(Path(tmp) / "stream.safetensors")
+        file_bytes = (Path(tmp) / "stream.safetensors").stat().st_size
+
+    half = samples[len(samples) // 2 :]
+    slope = np.polyfit([s["turns"] for s in half], [s["rss_mb"] * MB for s in half], 1)[0] if len(half) > 1 else 0.0
+    kept_per_turn = kept / len(turns)
+    step = max(1, len(samples) // 8)
+    print_table(["turns read", "RSS MB", "kept vectors+texts MB"],
+                [[s["turns"], s["rss_mb"], s["kept_mb"]] for s in samples[::step] + samples[-1:]])
+    within = growth <= kept * 1.5 + 16 * MB  # allocator slack: arenas grow in blocks
+    print(f"RSS growth {growth / MB:.1f} MB for {kept / MB:.2f} MB kept ({'bounded' if within else 'GROWS'}); "
+          f"second-half slope {slope:.0f} B/turn vs {kept_per_turn:.0f} B/turn kept; peak RSS {peak_rss_bytes() / MB:.0f} MB")
+    print(f"stream state: {tensor_bytes} bytes of tensors ({state['memory'].shape[0]} + {state['chunk_memory'].shape[0]} "
+          f"latents x {model.hidden_size}), {file_bytes} bytes saved")
+    write_results("memory", {
+        "args": vars(args) | {"out": str(args.out)},
+        "rss_baseline_mb": round(baseline / MB, 1), "rss_growth_mb": round(growth / MB, 1),
+        "kept_mb": round(kept / MB, 2), "peak_rss_mb": round(peak_rss_bytes() / MB, 1),
+        "rss_slope_bytes_per_turn_second_half": round(float(slope), 1), "kept_bytes_per_turn": round(kept_per_turn, 1),
+        "growth_bounded_by_kept": bool(within),
+        "state_tensor_bytes": tensor_bytes, "state_file_bytes": file_bytes, "samples": samples,
+    }, args.out)
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(False)
+    main()
