@@ -127,6 +127,8 @@ class EvoVectorStore(VectorStore):
         stream_id: str | None = None,
         **kwargs: Any,
     ) -> list[str]:
+        if isinstance(texts, (str, bytes, bytearray)) or not isinstance(texts, Iterable):
+            raise TypeError(f"texts must be an iterable of strings, got {type(texts).__name__}")
         texts = list(texts)
         if stream_id is None:
             sources = metadatas if isinstance(metadatas, Sequence) and len(metadatas) == len(texts) else [None] * len(texts)

@@ -147,6 +147,19 @@ def _validate_id(value, what: str) -> str:
     return validate_texts([value], what)[0]
 
 
+def _id_list(ids) -> list[str]:
+    """``ids`` (one id or an iterable of them) as a list of strings, or a ``TypeError`` naming the bad one."""
+    if isinstance(ids, str):
+        return [ids]
+    if not isinstance(ids, Iterable) or isinstance(ids, (bytes, bytearray, Mapping)):
+        raise TypeError(f"ids must be a list of strings, got {type(ids).__name__}")
+    ids = list(ids)
+    for k, i in enumerate(ids):
+        if not isinstance(i, str):
+            raise TypeError(f"ids[{k}] must be a string, got {type(i).__name__}")
+    return ids
+
+
 def _check_k(k, name: str = "k") -> int:
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"{name} must be a positive integer, got {k!r}")
@@ -493,10 +506,9 @@ class EvoStore:
     # ------------------------------------------------------------------ reading
     def get(self, ids) -> list[Record]:
         """Records of the given ids, in that order; missing ids are skipped."""
-        if isinstance(ids, str):
-            ids = [ids]
+        ids = _id_list(ids)
         with self._lock:
-            return [self._record(i) for i in ids if isinstance(i, str) and i in self._entries]
+            return [self._record(i) for i in ids if i in self._entries]
 
     def ids(self, stream_ids=None) -> list[str]:
         """Ids of all entries (or of some streams), stream by stream, in stream order."""
@@ -510,7 +522,7 @@ class EvoStore:
 
     def vectors(self, ids) -> np.ndarray:
         """Stored vectors of the given (existing) ids: (n, d) float32."""
-        ids = list(ids)
+        ids = _id_list(ids)
         with self._lock:
             missing = [i for i in ids if i not in self._entries]
             if missing:
@@ -534,14 +546,7 @@ class EvoStore:
 
         The streams' memories are not rewound (later vectors were computed with these texts read).
         """
-        if isinstance(ids, str):
-            ids = [ids]
-        if not isinstance(ids, Iterable):
-            raise TypeError(f"ids must be a list of strings, got {type(ids).__name__}")
-        ids = list(ids)
-        for k, i in enumerate(ids):
-            if not isinstance(i, str):
-                raise TypeError(f"ids[{k}] must be a string, got {type(i).__name__}")
+        ids = _id_list(ids)
         with self._lock:
             present = list(dict.fromkeys(i for i in ids if i in self._entries))
             self._remove(present)
