@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from collections import Counter
 from difflib import SequenceMatcher
 
@@ -217,3 +220,17 @@ def test_cli_writes_the_same_file_as_the_api(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["synth", "--help"])
     assert exit_info.value.code == 0 and "--max-turns" in capsys.readouterr().out
+
+
+def test_output_does_not_depend_on_the_hash_seed():
+    """Samples are identical across processes with different PYTHONHASHSEED (set-ordered word lists)."""
+    code = (
+        "import hashlib, json; from evoembedding_core.training.synth import generate; "
+        "print(hashlib.sha256(json.dumps(list(generate(30, 1, max_turns=24))).encode()).hexdigest())"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": seed},
+                       capture_output=True, text=True, check=True).stdout
+        for seed in ("1", "2")
+    }
+    assert len(digests) == 1

@@ -44,7 +44,16 @@ ASSISTANT_NAMES = ("User", "Assistant")
 def _faker():
     from faker import Faker
 
-    return Faker(list(NAME_LOCALES))
+    fake = Faker(list(NAME_LOCALES))
+    # Some locales build word lists from sets (it_IT: ``cities``), so their order, and thus the
+    # seeded output, would depend on PYTHONHASHSEED; sorting them makes samples reproducible
+    # across processes (a resumed training run regenerates exactly the same data).
+    for factory in fake.factories:
+        for provider in factory.providers:
+            cities = getattr(provider, "cities", None)
+            if isinstance(cities, list):
+                provider.cities = sorted(cities)
+    return fake
 
 
 @dataclass
