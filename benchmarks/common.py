@@ -47,6 +47,20 @@ def _draw(rng: random.Random, low: int, high: int) -> int:
     return int(math.exp(rng.uniform(math.log(low), math.log(high + 1))))
 
 
+def add_thread_option(parser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch (and FAISS) threads; default: torch's choice. On a CPU shared with "
+                             "other jobs, 1 avoids threads waiting on each other (see performance.md)")
+
+
+def apply_threads(threads: int | None) -> None:
+    if threads is not None:
+        import faiss
+
+        torch.set_num_threads(threads)
+        faiss.omp_set_num_threads(threads)
+
+
 def machine() -> dict:
     """Facts that make a figure interpretable: device, threads and how loaded the CPU was."""
     info = {

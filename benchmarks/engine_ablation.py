@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from common import chat_turns, print_table, timed, write_results
+from common import add_thread_option, apply_threads, chat_turns, print_table, timed, write_results
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.recurrence import plan_chunks
 from evoembedding_core.static import StaticEmbedder
@@ -75,8 +75,10 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--call-size", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    add_thread_option(parser)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    apply_threads(args.threads)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import chat_turns, print_table, timed, write_results
+from common import add_thread_option, apply_threads, chat_turns, print_table, timed, write_results
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.model import DEFAULT_MODEL_DIR, WEIGHTS_NAME
 from evoembedding_core.static import StaticEmbedder
@@ -58,9 +58,11 @@ def main() -> None:
     parser.add_argument("--call-size", type=int, default=100, help="turns per EvoStream.add call")
     parser.add_argument("--repeats", type=int, default=1, help="alternating timed passes of each system")
     parser.add_argument("--seed", type=int, default=0)
+    add_thread_option(parser)
     parser.add_argument("--profile", action="store_true", help="also profile one EvoEmbedding pass")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    apply_threads(args.threads)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no trained default model shipped" is expected in a dev build

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import chat_turns, percentile, print_table, timed, write_results
+from common import add_thread_option, apply_threads, chat_turns, percentile, print_table, timed, write_results
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.stream import EvoStream
 
@@ -50,8 +50,10 @@ def main() -> None:
     parser.add_argument("--real-turns", type=int, default=100, help="turns really read to fill each stream")
     parser.add_argument("--rebuild-sizes", type=int, nargs="*", default=[100, 1000])
     parser.add_argument("--seed", type=int, default=0)
+    add_thread_option(parser)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    apply_threads(args.threads)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
