@@ -138,7 +138,7 @@ def test_tiny_causal_both_losses_finite_and_decreasing(tiny_causal_dir, tmp_path
                                 lora_alpha=8, chunk_segments=3, chunk_tokens=64, max_segment_tokens=48)
     model = EvoEmbeddingModel(config, device="cpu")
     samples = tokenized(model, data_file)
-    trainer = Trainer(model, samples, tmp_path, TrainConfig(steps=16, lr=2e-3, warmup_steps=2, grad_accum=2,
+    trainer = Trainer(model, samples, tmp_path, TrainConfig(steps=16, lr=2e-3, head_lr_scale=0.1, warmup_steps=2, grad_accum=2,
                                                            progress=False, checkpoint_every=100))
     set_training_mode(model, False)
     with torch.no_grad():
