@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Train (or resume training) the shipped default model on synthetic data, on CPU or GPU.
-# Re-running continues the run exactly from its latest checkpoint (RUN dir); the data are
-# regenerated deterministically from their seeds, so a resumed run sees the same samples.
-#   RUN=runs/default-v2 bash scripts/train_default.sh          # train / resume
+# Re-running continues the run exactly from its latest checkpoint (RUN dir, committed so that a
+# later session can resume it). The run's data are committed too (training_runs/data/*.gz): they
+# were generated with `evoembedding synth` (seeds 1 and 999, --max-turns 24) before a fix that
+# made synth independent of PYTHONHASHSEED, and resuming requires the exact same samples.
+#   bash scripts/train_default.sh                               # resume training_runs/default-v2
 #   STEPS=300 ...                                               # total optimizer steps of the run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
-RUN=${RUN:-runs/default-v2}
+RUN=${RUN:-training_runs/default-v2}
 DATA=${DATA:-runs/data}
 STEPS=${STEPS:-300}
 mkdir -p "$DATA"
+for f in train24 heldout24; do
+  [ -f "$DATA/$f.jsonl" ] || [ ! -f "training_runs/data/$f.jsonl.gz" ] || gunzip -c "training_runs/data/$f.jsonl.gz" > "$DATA/$f.jsonl"
+done
 [ -f "$DATA/train24.jsonl" ] || "$BIN/evoembedding" synth --out "$DATA/train24.jsonl" -n 4000 --seed 1 --max-turns 24
 [ -f "$DATA/heldout24.jsonl" ] || "$BIN/evoembedding" synth --out "$DATA/heldout24.jsonl" -n 60 --seed 999 --max-turns 24
 ARGS=(--data "$DATA/train24.jsonl" --eval-data "$DATA/heldout24.jsonl" --out "$RUN" --steps "$STEPS"
