@@ -18,7 +18,6 @@ Prints a table and writes ``benchmarks/results/engine_ablation.json``.
 from __future__ import annotations
 
 import argparse
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
@@ -80,9 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     apply_threads(args.threads)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = EvoEmbeddingModel.default(device="cpu")
+    model = EvoEmbeddingModel.default(device="cpu")
     static = StaticEmbedder(device="cpu")
     turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)
     current(model, turns[:16], args.call_size)  # warm-up (also builds the merged weights)

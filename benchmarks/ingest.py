@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -64,9 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     apply_threads(args.threads)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "no trained default model shipped" is expected in a dev build
-        model = EvoEmbeddingModel.default(device="cpu")
+    model = EvoEmbeddingModel.default(device="cpu")
     static = StaticEmbedder(device="cpu")
     turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)
     tokens = [len(t) for t in model.tokenize(turns)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import resource
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -49,9 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     apply_threads(args.threads)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = EvoEmbeddingModel.default(device="cpu")
+    model = EvoEmbeddingModel.default(device="cpu")
     turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)
     stream = model.stream()
     stream.add(turns[: args.call_size])  # warm-up: thread pools, allocator, merged adapter weights

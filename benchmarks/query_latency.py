@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -79,9 +78,7 @@ def main() -> None:
     args = parser.parse_args()
     apply_threads(args.threads)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = EvoEmbeddingModel.default(device="cpu")
+    model = EvoEmbeddingModel.default(device="cpu")
     stream = model.stream()
     stream.add(chat_turns(args.history, model.tokenizer, seed=args.seed))
     queries = [s["meta"]["turns"][-1] for s in generate(args.queries, seed=args.seed + 1, max_turns=16)]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +54,7 @@ def main() -> None:
     args = parser.parse_args()
     apply_threads(args.threads)
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = EvoEmbeddingModel.default(device="cpu")
+    model = EvoEmbeddingModel.default(device="cpu")
     need = max([args.real_turns, *args.rebuild_sizes]) + args.repeats
     turns = chat_turns(need, model.tokenizer, seed=args.seed)
     history, new_turns = turns[: need - args.repeats], turns[need - args.repeats :]
