@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import json
 import math
 import os
@@ -47,10 +49,16 @@ def _draw(rng: random.Random, low: int, high: int) -> int:
     return int(math.exp(rng.uniform(math.log(low), math.log(high + 1))))
 
 
-def add_thread_option(parser) -> None:
+def parse_args(parser) -> "argparse.Namespace":
+    """Add the options every benchmark shares (--seed, --threads, --out), parse, apply --threads."""
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch (and FAISS) threads; default: torch's choice. On a CPU shared with "
-                             "other jobs, 1 avoids threads waiting on each other (see performance.md)")
+                             "other jobs, 1 avoids threads waiting on each other (see the README's Performance)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    apply_threads(args.threads)
+    return args
 
 
 def apply_threads(threads: int | None) -> None:

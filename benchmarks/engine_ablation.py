@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 from contextlib import contextmanager
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import torch
 
-from common import add_thread_option, apply_threads, chat_turns, print_table, timed, write_results
+from common import chat_turns, print_table, timed, write_results, parse_args
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.recurrence import plan_chunks
 from evoembedding_core.static import StaticEmbedder
@@ -73,11 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--call-size", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    add_thread_option(parser)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    apply_threads(args.threads)
+    args = parse_args(parser)
 
     model = EvoEmbeddingModel.default(device="cpu")
     static = StaticEmbedder(device="cpu")

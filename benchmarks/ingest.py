@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import add_thread_option, apply_threads, chat_turns, print_table, timed, write_results
+from common import chat_turns, print_table, timed, write_results, parse_args
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.model import DEFAULT_MODEL_DIR, WEIGHTS_NAME
 from evoembedding_core.static import StaticEmbedder
@@ -56,12 +55,8 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=2000)
     parser.add_argument("--call-size", type=int, default=100, help="turns per EvoStream.add call")
     parser.add_argument("--repeats", type=int, default=1, help="alternating timed passes of each system")
-    parser.add_argument("--seed", type=int, default=0)
-    add_thread_option(parser)
     parser.add_argument("--profile", action="store_true", help="also profile one EvoEmbedding pass")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    apply_threads(args.threads)
+    args = parse_args(parser)
 
     model = EvoEmbeddingModel.default(device="cpu")
     static = StaticEmbedder(device="cpu")

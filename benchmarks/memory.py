@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from common import add_thread_option, apply_threads, chat_turns, print_table, write_results
+from common import chat_turns, print_table, write_results, parse_args
 from evoembedding_core import EvoEmbeddingModel
 
 MB = 1024 * 1024
@@ -42,11 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=10_000)
     parser.add_argument("--call-size", type=int, default=100)
-    parser.add_argument("--seed", type=int, default=0)
-    add_thread_option(parser)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    apply_threads(args.threads)
+    args = parse_args(parser)
 
     model = EvoEmbeddingModel.default(device="cpu")
     turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)

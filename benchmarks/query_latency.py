@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import add_thread_option, apply_threads, chat_turns, percentile, print_table, timed, write_results
+from common import chat_turns, percentile, print_table, timed, write_results, parse_args
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.training.synth import generate
 from evoembedding_integrations import EvoStore
@@ -72,11 +71,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--history", type=int, default=40, help="chat turns the query stream has read")
     parser.add_argument("--hnsw-threshold", type=int, default=10_000, help="the store's default")
-    parser.add_argument("--seed", type=int, default=0)
-    add_thread_option(parser)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    apply_threads(args.threads)
+    args = parse_args(parser)
 
     model = EvoEmbeddingModel.default(device="cpu")
     stream = model.stream()

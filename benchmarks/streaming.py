@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from common import add_thread_option, apply_threads, chat_turns, percentile, print_table, timed, write_results
+from common import chat_turns, percentile, print_table, timed, write_results, parse_args
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.stream import EvoStream
 
@@ -48,11 +47,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed appends per size")
     parser.add_argument("--real-turns", type=int, default=100, help="turns really read to fill each stream")
     parser.add_argument("--rebuild-sizes", type=int, nargs="*", default=[100, 1000])
-    parser.add_argument("--seed", type=int, default=0)
-    add_thread_option(parser)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    apply_threads(args.threads)
+    args = parse_args(parser)
 
     model = EvoEmbeddingModel.default(device="cpu")
     need = max([args.real_turns, *args.rebuild_sizes]) + args.repeats
