@@ -93,6 +93,7 @@ class EvoEmbeddingModel(nn.Module):
             self.backbone.add_adapter(RETRIEVER_ADAPTER, lora)
         self._lora_layers = [m for m in self.backbone.modules() if isinstance(m, BaseTunerLayer)]
         self._merged_cache: dict[str, tuple[tuple, list[torch.Tensor]]] = {}
+        self._fingerprint_cache: tuple[tuple, str] | None = None
         self.lock = threading.RLock()
         """Held while an adapter is active: the adapter switch is model-wide state, so forwards of one
         model from several threads take turns."""
@@ -261,14 +262,24 @@ class EvoEmbeddingModel(nn.Module):
     def represent(self, memories: list[torch.Tensor], segments: list[list[int]]) -> torch.Tensor:
         """L2-normalised vector per segment, each read over its memory: returns (n, output_dim)."""
         hidden, segment_mask = self._encode_rows(RETRIEVER_ADAPTER, memories, segments, with_queries=False)
+        vectors = self.mem_to_emb(self.latent_to_mem(self.pool(hidden, segment_mask)))
+        return F.normalize(vectors.float(), dim=-1)
+
+    def pool(self, hidden: torch.Tensor, segment_mask: torch.Tensor) -> torch.Tensor:
+        """Pooled segment state per row (the model's ``pooling``): (n, T, D) -> (n, D), in :attr:`dtype`."""
         hidden = hidden.to(self.dtype)
         if self.pooling == "last":
-            pooled = hidden[:, -1, :]
-        else:  # where(), not a product: padding positions may hold NaN (fully masked rows)
-            summed = torch.where(segment_mask.unsqueeze(-1), hidden, 0.0).sum(1)
-            pooled = summed / segment_mask.sum(1, keepdim=True)
-        vectors = self.mem_to_emb(self.latent_to_mem(pooled))
-        return F.normalize(vectors.float(), dim=-1)
+            return hidden[:, -1, :]
+        # where(), not a product: padding positions may hold NaN (fully masked rows)
+        summed = torch.where(segment_mask.unsqueeze(-1), hidden, 0.0).sum(1)
+        return summed / segment_mask.sum(1, keepdim=True)
+
+    def static_vectors(self, segments: list[list[int]]) -> torch.Tensor:
+        """The frozen backbone's own L2-normalised pooled vectors (adapters off, no memory, no heads),
+        without autograd: what a static embedder makes of the same tokens. Returns (n, hidden_size)."""
+        with torch.no_grad():
+            hidden, mask = self._encode_rows(None, [self.empty_memory()] * len(segments), segments, with_queries=False)
+            return F.normalize(self.pool(hidden, mask).float(), dim=-1)
 
     def empty_memory(self) -> torch.Tensor:
         return torch.zeros(0, self.hidden_size, device=self.device, dtype=self.dtype)
@@ -374,12 +385,20 @@ class EvoEmbeddingModel(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def fingerprint(self) -> str:
-        """SHA-256 over the config and the trained weights: identifies the model a store was built with."""
-        digest = hashlib.sha256(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-        for name, tensor in sorted(self.trainable_state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
-        return digest.hexdigest()
+        """SHA-256 over the config and the trained weights: identifies the model a store was built with.
+
+        Cached until the config or a trained weight changes (every stream save and load asks for it).
+        """
+        config = json.dumps(self.config.to_dict(), sort_keys=True)
+        named = sorted(self.trainable_named_parameters())
+        key = (config, tuple((p.data_ptr(), p._version) for _, p in named))
+        if self._fingerprint_cache is None or self._fingerprint_cache[0] != key:
+            digest = hashlib.sha256(config.encode())
+            for name, param in named:
+                digest.update(name.encode())
+                digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+            self._fingerprint_cache = (key, digest.hexdigest())
+        return self._fingerprint_cache[1]
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (adapters, queries, heads; no backbone)."""

@@ -132,3 +132,34 @@ def test_cli_on_shared_realtalk_and_longmemeval(tmp_path, monkeypatch):
                  "--out", str(tmp_path / "lme"), "--quiet", "--no-plots"]) == 0
     lme = json.loads((tmp_path / "lme" / "results.json").read_text())
     assert lme["conversations"] == 1 and lme["questions"] == 5 and "S-R@5" in lme["systems"]["bm25"]["overall"]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "realtalk").is_dir(), reason="../shared/data/realtalk not present")
+def test_shards_and_runs_merge_into_the_single_run_result(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("EVOEMBEDDING_SHARED_DATA", str(SHARED_DATA))
+    base = ["eval", "--data", "realtalk", "--limit", "3", "--quiet", "--no-plots"]
+    assert main(base + ["--systems", "bm25,bm25-dated", "--out", str(tmp_path / "whole")]) == 0
+    for k in (1, 2):  # bm25 in two shards, bm25-dated in one separate run
+        assert main(base + ["--systems", "bm25", "--shard", f"{k}/2", "--out", str(tmp_path / f"s{k}")]) == 0
+    assert main(base + ["--systems", "bm25-dated", "--out", str(tmp_path / "dated")]) == 0
+    shard1 = json.loads((tmp_path / "s1" / "results.json").read_text())
+    assert shard1["conversations"] == 2  # conversations 1 and 3 of 3
+    capsys.readouterr()
+    parts = [str(tmp_path / p) for p in ("s1", "s2", "dated")]
+    assert main(["eval", "--merge", *parts, "--out", str(tmp_path / "merged"), "--no-plots"]) == 0
+    assert "| bm25-dated |" in capsys.readouterr().out
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    for key in ("conversations", "candidates", "segments", "questions", "skipped_questions"):
+        assert merged[key] == whole[key]
+    for name in ("bm25", "bm25-dated"):
+        for part in ("overall", "by_category", "temporal"):
+            assert merged["systems"][name][part] == whole["systems"][name][part]
+    with pytest.raises(SystemExit, match="lack ranks"):  # one shard of bm25 only, joined with a whole run
+        main(["eval", "--merge", parts[0], parts[2], "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="run twice"):
+        main(["eval", "--merge", parts[2], parts[2], "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit, match="only 3 conversation"):
+        main(base + ["--systems", "bm25", "--shard", "1/4", "--out", str(tmp_path / "bad")])
+    with pytest.raises(SystemExit):
+        main(base + ["--systems", "bm25", "--shard", "3/2", "--out", str(tmp_path / "bad")])

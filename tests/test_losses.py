@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.recurrence import StreamState, advance
+from evoembedding_core.static import StaticEmbedder
 from evoembedding_core.training.losses import (
+    anchor_loss,
     answer_ids,
     causal_memory_loss,
     causal_prompt,
@@ -106,3 +108,24 @@ def test_encoder_memory_loss_reads_the_frozen_backbone(minilm_model):
     assert grad.abs().sum() > 0
     empty = encoder_memory_loss(model, model.empty_memory(), query, target)
     assert empty.item() != pytest.approx(loss.item())  # the memory changes what the frozen backbone reads
+
+
+def test_static_vectors_are_the_static_embedder_and_anchor_loss_measures_drift(minilm_model):
+    model = minilm_model
+    tokens = model.tokenize(HISTORY)
+    static = model.static_vectors(tokens)
+    np_static = StaticEmbedder().encode(HISTORY)
+    assert static.shape == (3, model.hidden_size) and not static.requires_grad
+    assert torch.allclose(static, torch.from_numpy(np_static), atol=1e-5)
+    # Untrained model over an empty memory: exactly the static vectors, so no drift.
+    empty = model.represent([model.empty_memory()] * 3, tokens)
+    assert anchor_loss(empty, static).item() == pytest.approx(0.0, abs=1e-5)
+    # Over the stream's memory the vectors move away; the loss is 1 - cos, differentiable in the model.
+    vectors, _ = advance(model, StreamState.empty(model), tokens)
+    loss = anchor_loss(vectors, static)
+    expected = float((1 - (vectors * static).sum(-1)).mean())
+    assert 0 < loss.item() == pytest.approx(expected, rel=1e-6)
+    (grad,) = torch.autograd.grad(loss, model.mem_to_latent[0].weight)
+    assert grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="do not match"):
+        anchor_loss(vectors, static[:2])

@@ -102,6 +102,34 @@ def test_resume_refuses_different_data_or_config(data_file, tmp_path):
         Trainer(model, samples, tmp_path, TrainConfig(steps=2, progress=False, mem_weight=0)).resume()
 
 
+def test_resume_accepts_a_checkpoint_written_before_a_config_field_existed(data_file, tmp_path):
+    config = TrainConfig(steps=2, progress=False, mem_weight=0)
+    model = minilm()
+    samples = tokenized(model, data_file)
+    Trainer(model, samples, tmp_path, config).train(stop_after=1)
+    state_file = next((tmp_path / "checkpoints").glob("step-*/trainer_state.json"))
+    state = json.loads(state_file.read_text())
+    del state["train_config"]["anchor_weight"]  # as saved by a version without L_anchor
+    state_file.write_text(json.dumps(state))
+    trainer = Trainer(minilm(), samples, tmp_path, config)
+    assert trainer.resume() and trainer.step == 1
+
+
+def test_anchor_weight_keeps_vectors_near_the_static_ones(data_file, tmp_path):
+    """Same run with and without L_anchor: the anchored model drifts less from static MiniLM."""
+    drift = {}
+    for weight in (0.0, 10.0):
+        model = minilm(query_prefix="")
+        samples = tokenized(model, data_file)
+        config = TrainConfig(steps=8, lr=1e-3, warmup_steps=1, progress=False, mem_weight=0, anchor_weight=weight)
+        Trainer(model, samples, tmp_path / str(weight), config).train()
+        assert {"anchor", "con"} <= set(read_log(tmp_path / str(weight))[0])
+        meter = Trainer(model, samples, tmp_path / "meter", TrainConfig(progress=False, mem_weight=0, anchor_weight=1))
+        with torch.no_grad():
+            drift[weight] = float(np.mean([meter.sample_losses(s)["anchor"].item() for s in samples]))
+    assert drift[10.0] < drift[0.0]
+
+
 def test_sigterm_stops_with_a_checkpoint(data_file, tmp_path, monkeypatch):
     model = minilm()
     trainer = Trainer(model, tokenized(model, data_file), tmp_path, TrainConfig(steps=50, progress=False, mem_weight=0))

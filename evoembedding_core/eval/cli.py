@@ -10,6 +10,9 @@ EPILOG = """examples:
   evoembedding eval --data realtalk --out runs/realtalk
   evoembedding eval --data longmemeval --systems evo,minilm,bm25 --limit 20 --out /tmp/lme
   evoembedding eval --data samples.jsonl --model runs/my-model --systems evo,evo-zero-memory --out /tmp/s
+  # one process per core: shards of the conversations, then one table
+  evoembedding eval --data realtalk --shard 1/2 --out runs/rt1 & evoembedding eval --data realtalk --shard 2/2 --out runs/rt2
+  evoembedding eval --merge runs/rt1 runs/rt2 --out runs/realtalk
 """
 
 
@@ -28,6 +31,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"shard must look like K/N (e.g. 1/2), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"shard K/N needs 1 <= K <= N, got {text!r}")
+    return k, n
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "eval",
@@ -40,7 +53,7 @@ def register(subparsers) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--data", required=True,
+        "--data",
         help="'realtalk', 'longmemeval' (from ../shared/data or $EVOEMBEDDING_SHARED_DATA) or a path: "
         "LoCoMo-style JSON file/directory, LongMemEval JSON, EvoTrain JSON/JSONL",
     )
@@ -50,6 +63,10 @@ def register(subparsers) -> None:
         help=f"comma-separated systems to compare (default: all: {','.join(SYSTEMS)})",
     )
     parser.add_argument("--limit", type=_positive, default=None, help="first N conversations (LongMemEval: questions)")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                        help="only conversations K, K+N, K+2N, ... (1-based): run N shards in parallel, then --merge")
+    parser.add_argument("--merge", nargs="+", metavar="DIR", default=None,
+                        help="instead of running: combine the results.json of shards or of runs of other systems")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -57,13 +74,50 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .report import markdown_report, write_report
+
+    if args.merge:
+        result = _merged(args.merge)
+    elif args.data:
+        result = _run(args)
+    else:
+        raise SystemExit("error: eval needs --data (or --merge)")
+    paths = write_report(result, args.out, plots=not args.no_plots)
+    print(markdown_report(result))
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _merged(dirs: list[str]) -> dict:
+    import json
+    from pathlib import Path
+
+    from .runner import merge_results
+
+    results = []
+    for entry in dirs:
+        path = Path(entry) / "results.json" if Path(entry).is_dir() else Path(entry)
+        if not path.is_file():
+            raise SystemExit(f"error: --merge: {path} does not exist")
+        results.append(json.loads(path.read_text()))
+    try:
+        return merge_results(results)
+    except ValueError as exc:
+        raise SystemExit(f"error: --merge: {exc}") from None
+
+
+def _run(args: argparse.Namespace) -> dict:
     from ..model import EvoEmbeddingModel
     from .loaders import load_benchmark
-    from .report import markdown_report, write_report
     from .runner import evaluate
     from .systems import build_systems
 
     name, conversations = load_benchmark(args.data, args.limit)
+    if args.shard:
+        k, n = args.shard
+        if n > len(conversations):
+            raise SystemExit(f"error: --shard {k}/{n}: {name} has only {len(conversations)} conversation(s)")
+        conversations = conversations[k - 1 :: n]
 
     def load_model() -> EvoEmbeddingModel:
         return EvoEmbeddingModel.default() if args.model == "default" else EvoEmbeddingModel.from_pretrained(args.model)
@@ -72,7 +126,4 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(conversations, systems, benchmark=name, progress=not args.quiet)
     result["model"] = args.model if any(s.startswith("evo") for s in args.systems) else None
     result["limit"] = args.limit
-    paths = write_report(result, args.out, plots=not args.no_plots)
-    print(markdown_report(result))
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return result

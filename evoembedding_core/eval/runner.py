@@ -77,16 +77,60 @@ def evaluate(
         records += conv_records
         for name, s in conv_seconds.items():
             seconds[name] += s
-    return {
-        "benchmark": benchmark,
+    corpus = {
         "conversations": len(conversations),
         "candidates": sum(len(c.candidates) for c in conversations),
         "segments": sum(len(c.segments) for c in conversations),
-        "questions": len(records),
         "skipped_questions": sum(c.skipped_questions for c in conversations),
-        "systems": {s.name: {**summarise(records, s.name), "seconds": round(seconds[s.name], 1)} for s in systems},
+    }
+    return _result(benchmark, corpus, records, {s.name: seconds[s.name] for s in systems})
+
+
+def _result(benchmark: str, corpus: dict, records: list[dict], seconds: dict[str, float]) -> dict:
+    return {
+        "benchmark": benchmark,
+        **corpus,
+        "questions": len(records),
+        "systems": {name: {**summarise(records, name), "seconds": round(s, 1)} for name, s in seconds.items()},
         "records": records,
     }
+
+
+CORPUS_KEYS = ("conversations", "candidates", "segments", "skipped_questions")
+
+
+def merge_results(results: list[dict]) -> dict:
+    """One result from several ``results.json`` of one benchmark: shards over different conversations
+    (``--shard``) are concatenated, runs of different systems on the same conversations are joined
+    question by question. Metrics are recomputed from the per-question ranks."""
+    if not results:
+        raise ValueError("nothing to merge")
+    benchmarks = {r["benchmark"] for r in results}
+    if len(benchmarks) != 1:
+        raise ValueError(f"cannot merge results of different benchmarks: {sorted(benchmarks)}")
+    records: dict[tuple, dict] = {}
+    seconds: dict[str, float] = defaultdict(float)
+    for result in results:
+        for record in result["records"]:
+            key = (record["conversation"], record["qid"])
+            merged = records.setdefault(key, {**record, "ranks": {}, "session_ranks": {}})
+            twice = sorted(set(merged["ranks"]) & set(record["ranks"]))
+            if twice:
+                raise ValueError(f"system(s) {twice} were run twice on question {key}: merge one run of each")
+            merged["ranks"].update(record["ranks"])
+            merged["session_ranks"].update(record["session_ranks"])
+        for name, system in result["systems"].items():
+            seconds[name] += system["seconds"]
+    missing = sorted({name for name in seconds for r in records.values() if name not in r["ranks"]})
+    if missing:
+        raise ValueError(f"system(s) {missing} lack ranks for some questions: merge every shard of each run")
+    # Each system's runs cover every conversation exactly once, so the first system's runs add up to the corpus.
+    first = next(iter(seconds))
+    corpus = {k: sum(r[k] for r in results if first in r["systems"]) for k in CORPUS_KEYS}
+    merged = _result(benchmarks.pop(), corpus, list(records.values()), dict(seconds))
+    models = {r.get("model") for r in results} - {None}
+    merged["model"] = models.pop() if len(models) == 1 else sorted(models) or None
+    return merged
 
 
 def evaluate_samples(

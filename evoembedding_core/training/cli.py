@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="train an EvoEmbedding model on EvoTrain JSON/JSONL data",
         description="Train the adapters, memory queries and heads (the backbone stays frozen) with "
-        "L = L_con + mem_weight * L_mem. Writes OUT/model (loadable with from_pretrained), "
+        "L = L_con + mem_weight * L_mem + anchor_weight * L_anchor. Writes OUT/model (loadable with from_pretrained), "
         "OUT/checkpoints, OUT/log.jsonl. Uses the GPU when present (bf16 autocast), else the CPU.",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -39,6 +39,7 @@ def register(subparsers) -> None:
     m.add_argument("--memory-slots", type=int, default=None, help="L segments' worth of latents in memory")
     m.add_argument("--lora-r", type=int, default=None)
     m.add_argument("--chunk-segments", type=int, default=None, help="segment batching: segments per chunk")
+    m.add_argument("--query-prefix", default=None, help="instruction put before every query ('' for none)")
     m.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     t = p.add_argument_group("training")
     t.add_argument("--steps", type=int, default=1000, help="optimizer steps")
@@ -48,6 +49,8 @@ def register(subparsers) -> None:
     t.add_argument("--grad-accum", type=int, default=1, help="samples per optimizer step")
     t.add_argument("--grad-clip", type=float, default=1.0)
     t.add_argument("--mem-weight", type=float, default=1.0, help="weight of L_mem (0: contrastive only)")
+    t.add_argument("--anchor-weight", type=float, default=0.0,
+                   help="weight of L_anchor: vectors kept near the frozen backbone's static vectors (0: off)")
     t.add_argument("--temperature", type=float, default=0.1)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="token cap per sample (oldest segments dropped)")
@@ -66,7 +69,7 @@ def _train_config(args):
     return TrainConfig(
         steps=args.steps, lr=args.lr, head_lr_scale=args.head_lr_scale, warmup_steps=args.warmup,
         grad_clip=args.grad_clip, grad_accum=args.grad_accum, temperature=args.temperature,
-        mem_weight=args.mem_weight, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        mem_weight=args.mem_weight, anchor_weight=args.anchor_weight, seed=args.seed, checkpoint_every=args.checkpoint_every,
         eval_every=args.eval_every, bf16=not args.no_bf16, gradient_checkpointing=args.gradient_checkpointing,
         max_tokens=args.max_tokens, max_segments=args.max_segments, progress=not args.no_progress,
     )
@@ -78,7 +81,7 @@ def _new_model(args):
 
     overrides = {k: v for k, v in {
         "backbone": args.backbone, "num_queries": args.num_queries, "memory_slots": args.memory_slots,
-        "lora_r": args.lora_r, "chunk_segments": args.chunk_segments,
+        "lora_r": args.lora_r, "chunk_segments": args.chunk_segments, "query_prefix": args.query_prefix,
     }.items() if v is not None}
     if args.init:
         return EvoEmbeddingModel.from_pretrained(args.init, device=args.device, **overrides)

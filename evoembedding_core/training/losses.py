@@ -1,4 +1,4 @@
-"""The two training objectives: L_con (retrieval) and L_mem (memory readable by the frozen backbone).
+"""The training objectives: L_con (retrieval), L_mem (memory readable by the frozen backbone), L_anchor.
 
 * :func:`contrastive_loss` (L_con): length-weighted multi-positive InfoNCE of the query against
   the sample's segment vectors; for each positive i,
@@ -11,6 +11,9 @@
   off) reads ``[mem_to_latent(final memory); query]``; its mean-pooled query state must point
   (cosine) to the frozen static embedding of the answer. The query alone does not contain the
   answer, so the latents must carry content the frozen backbone can read.
+* :func:`anchor_loss` (L_anchor, optional): keeps each segment's and the query's vector near the
+  frozen backbone's static vector of the same text (the query without its instruction prefix), so
+  that fine-tuning on narrow synthetic data does not unlearn the backbone's general retrieval.
 """
 
 from __future__ import annotations
@@ -77,18 +80,19 @@ def causal_memory_loss(model, memory: torch.Tensor, prompt: list[int], answer: l
 
 
 def static_embedding(model, token_ids: list[int]) -> torch.Tensor:
-    """Mean-pooled state of the frozen backbone (adapters off, empty memory), detached: (D,)."""
-    with torch.no_grad():
-        hidden, mask = model._encode_rows(None, [model.empty_memory()], [token_ids], with_queries=False)
-        return _mean_pool(hidden, mask)[0].float()
+    """The frozen backbone's pooled, normalised vector of one token sequence, detached: (D,)."""
+    return model.static_vectors([token_ids])[0]
 
 
 def encoder_memory_loss(model, memory: torch.Tensor, query: list[int], target: torch.Tensor) -> torch.Tensor:
     """``1 - cos`` between the frozen backbone's pooled query state over the memory and ``target``."""
     hidden, mask = model._encode_rows(None, [memory], [query], with_queries=False)
-    return 1.0 - F.cosine_similarity(_mean_pool(hidden, mask)[0].float(), target, dim=0)
+    return 1.0 - F.cosine_similarity(model.pool(hidden, mask)[0].float(), target, dim=0)
 
 
-def _mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1)
+def anchor_loss(vectors: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """L_anchor: mean ``1 - cos`` of the model's vectors (n, E) to the static vectors of the same
+    texts (n, E). It keeps what the backbone already retrieves well while L_con teaches context."""
+    if vectors.shape != targets.shape:
+        raise ValueError(f"anchor targets {tuple(targets.shape)} do not match the vectors {tuple(vectors.shape)}")
+    return (1.0 - (vectors.float() * targets.float()).sum(-1)).mean()

@@ -1,4 +1,4 @@
-"""The trainer: L = L_con + mem_weight * L_mem over EvoTrain samples, resumable exactly.
+"""The trainer: L = L_con + mem_weight * L_mem + anchor_weight * L_anchor over EvoTrain samples, resumable exactly.
 
 One sample is one micro-batch: its history is read with :func:`~evoembedding_core.recurrence.advance`
 (the inference code, dynamic segment batching, autograd on), the query with
@@ -40,6 +40,7 @@ from .losses import (
     causal_prompt,
     contrastive_loss,
     encoder_memory_loss,
+    anchor_loss,
     evidence_rank,
     static_embedding,
 )
@@ -66,6 +67,8 @@ class TrainConfig:
     temperature: float = 0.1
     mem_weight: float = 1.0
     """Weight of L_mem (0 = ablation: contrastive loss only)."""
+    anchor_weight: float = 0.0
+    """Weight of L_anchor (0 = off): vectors kept near the frozen backbone's static vectors."""
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 0
@@ -81,8 +84,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.grad_accum < 1 or self.checkpoint_every < 1 or self.keep_checkpoints < 1:
             raise ValueError("steps, grad_accum, checkpoint_every and keep_checkpoints must be >= 1")
-        if self.lr <= 0 or self.head_lr_scale < 0 or self.temperature <= 0 or self.mem_weight < 0 or self.warmup_steps < 0:
-            raise ValueError("lr and temperature must be > 0; mem_weight and warmup_steps >= 0")
+        if self.lr <= 0 or self.head_lr_scale < 0 or self.temperature <= 0 or self.warmup_steps < 0:
+            raise ValueError("lr and temperature must be > 0; head_lr_scale and warmup_steps >= 0")
+        if self.mem_weight < 0 or self.anchor_weight < 0:
+            raise ValueError("mem_weight and anchor_weight must be >= 0")
 
 
 def seed_everything(seed: int) -> None:
@@ -170,14 +175,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ losses
     def sample_losses(self, sample: TokenizedSample) -> dict[str, torch.Tensor]:
-        """``{"con", "mem", "loss"}`` for one sample, with autograd (mem is 0 when ``mem_weight`` is 0)."""
-        model = self.model
+        """``{"con", "mem", "anchor", "loss"}`` for one sample, with autograd (a term whose weight is 0 is 0)."""
+        model, cfg = self.model, self.config
         with self._autocast:
             vectors, state = advance(model, StreamState.empty(model), sample.history)
             query = represent_queries(model, state, [sample.query])[0]
-            con = contrastive_loss(vectors, query, sample.evidence, self.config.temperature)
-            mem = self._memory_loss(sample, state.memory) if self.config.mem_weight else con.new_zeros(())
-        return {"con": con, "mem": mem, "loss": con + self.config.mem_weight * mem}
+            con = contrastive_loss(vectors, query, sample.evidence, cfg.temperature)
+            mem = self._memory_loss(sample, state.memory) if cfg.mem_weight else con.new_zeros(())
+            anchor = con.new_zeros(())
+            if cfg.anchor_weight:
+                texts = sample.history + [model.tokenize([sample.query_text])[0]]
+                anchor = anchor_loss(torch.cat([vectors, query[None]]), model.static_vectors(texts))
+        return {"con": con, "mem": mem, "anchor": anchor, "loss": con + cfg.mem_weight * mem + cfg.anchor_weight * anchor}
 
     def _memory_loss(self, sample: TokenizedSample, memory: torch.Tensor) -> torch.Tensor:
         model, question = self.model, sample.query_text
@@ -234,7 +243,7 @@ class Trainer:
     def _train_step(self) -> dict:
         cfg, model = self.config, self.model
         set_training_mode(model, True)
-        start, segments, totals = time.perf_counter(), 0, {"loss": 0.0, "con": 0.0, "mem": 0.0}
+        start, segments, totals = time.perf_counter(), 0, {"loss": 0.0, "con": 0.0, "mem": 0.0, "anchor": 0.0}
         for _ in range(cfg.grad_accum):
             sample = sample_at(self.samples, cfg.seed, self.position)
             self.position += 1
@@ -276,7 +285,7 @@ class Trainer:
         state, tensors, weights = ckpt.read_checkpoint(path)
         if state["data"] != {"samples": len(self.samples), "fingerprint": self._fingerprint}:
             raise ValueError(f"{path}: the training data differ from the data this run was started with")
-        if state["train_config"] != dataclasses.asdict(self.config):
+        if TrainConfig(**state["train_config"]) != self.config:  # fields added later take their defaults
             raise ValueError(f"{path}: the training config differs from this run's (use TrainConfig(**saved))")
         self.model.load_trained_weights(weights)
         self.optimizer.load_state_dict(ckpt.unflatten_optimizer(state["optimizer"], tensors))
