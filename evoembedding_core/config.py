@@ -10,9 +10,12 @@ from pathlib import Path
 FORMAT_NAME = "evoembedding"
 FORMAT_VERSION = 1
 
-DEFAULT_QUERY_PREFIX = (
+INSTRUCTION_QUERY_PREFIX = (
     "Instruct: Given a question, retrieve the earlier turns of the conversation that answer it\nQuery: "
 )
+"""A query instruction for instruction-tuned backbones (``query_prefix=INSTRUCTION_QUERY_PREFIX``).
+Not the default: MiniLM was never trained with instructions, and this one costs static MiniLM
+23 points R@10 on the LongMemEval sample (``scripts/static_query_prefix.py``)."""
 
 
 @dataclass
@@ -47,7 +50,8 @@ class EvoEmbeddingConfig:
     """Size of the output vectors; ``None`` keeps the backbone's hidden size."""
     pooling: str | None = None
     """``"mean"`` over the segment's tokens or ``"last"`` token; ``None``: mean for encoders, last for causal."""
-    query_prefix: str = DEFAULT_QUERY_PREFIX
+    query_prefix: str = ""
+    """Text put before every query (an instruction, for backbones trained with one); none by default."""
     max_segment_tokens: int = 256
     """Longer segments are truncated to this many tokens, with a warning."""
     chunk_segments: int = 16

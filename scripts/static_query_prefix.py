@@ -1,7 +1,7 @@
 """What an instruction prefix on the queries does to static MiniLM (why the default model has none).
 
 Ranks every turn of each conversation for every question with static MiniLM mean pooling, once with
-the plain question and once with ``DEFAULT_QUERY_PREFIX + question``, and prints R@k / NDCG@10.
+the plain question and once with ``INSTRUCTION_QUERY_PREFIX + question``, and prints R@k / NDCG@10.
 
     .venv/bin/python scripts/static_query_prefix.py longmemeval          # pooled 2,176-turn haystack
     .venv/bin/python scripts/static_query_prefix.py realtalk --limit 3   # first 3 chats
@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from evoembedding_core.config import DEFAULT_QUERY_PREFIX
+from evoembedding_core.config import INSTRUCTION_QUERY_PREFIX
 from evoembedding_core.eval import load_benchmark
 from evoembedding_core.eval.metrics import mean_percent, question_metrics, ranking
 from evoembedding_core.static import StaticEmbedder
@@ -33,7 +33,7 @@ def main() -> None:
         turns = embedder.encode([s.text for s in conversation.candidates])
         index = {s.turn_id: i for i, s in enumerate(conversation.candidates)}
         questions = [q.text for q in conversation.questions]
-        for key, texts in zip(rows, (questions, [DEFAULT_QUERY_PREFIX + q for q in questions])):
+        for key, texts in zip(rows, (questions, [INSTRUCTION_QUERY_PREFIX + q for q in questions])):
             for question, scores in zip(conversation.questions, embedder.encode(texts) @ turns.T):
                 ranks = ranking(scores)
                 rows[key].append(question_metrics([int(ranks[index[e]]) for e in question.evidence]))
