@@ -163,3 +163,13 @@ def test_shards_and_runs_merge_into_the_single_run_result(tmp_path, monkeypatch,
         main(base + ["--systems", "bm25", "--shard", "1/4", "--out", str(tmp_path / "bad")])
     with pytest.raises(SystemExit):
         main(base + ["--systems", "bm25", "--shard", "3/2", "--out", str(tmp_path / "bad")])
+
+
+def test_label_names_the_model_rows(tmp_path, capsys):
+    data = tmp_path / "samples.jsonl"
+    data.write_text("\n".join(json.dumps(s) for s in _samples()))
+    assert main(["eval", "--data", str(data), "--systems", "evo-zero-memory,bm25", "--label", "mine",
+                 "--out", str(tmp_path / "out"), "--quiet", "--no-plots"]) == 0
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert list(result["systems"]) == ["mine-zero-memory", "bm25"]
+    assert all(set(r["ranks"]) == {"mine-zero-memory", "bm25"} for r in result["records"])

@@ -65,6 +65,9 @@ def register(subparsers) -> None:
     parser.add_argument("--limit", type=_positive, default=None, help="first N conversations (LongMemEval: questions)")
     parser.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                         help="only conversations K, K+N, K+2N, ... (1-based): run N shards in parallel, then --merge")
+    parser.add_argument("--label", default=None,
+                        help="name the model's rows LABEL and LABEL-zero-memory instead of evo / evo-zero-memory "
+                        "(to --merge runs of several models into one table)")
     parser.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                         help="instead of running: combine the results.json of shards or of runs of other systems")
     parser.add_argument("--out", required=True, help="output directory")
@@ -126,4 +129,9 @@ def _run(args: argparse.Namespace) -> dict:
     result = evaluate(conversations, systems, benchmark=name, progress=not args.quiet)
     result["model"] = args.model if any(s.startswith("evo") for s in args.systems) else None
     result["limit"] = args.limit
+    if args.label:
+        from .runner import rename_system
+
+        for name in [n for n in ("evo", "evo-zero-memory") if n in result["systems"]]:
+            rename_system(result, name, args.label + name[3:])
     return result

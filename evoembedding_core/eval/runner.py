@@ -133,6 +133,18 @@ def merge_results(results: list[dict]) -> dict:
     return merged
 
 
+def rename_system(result: dict, old: str, new: str) -> dict:
+    """``result`` with system ``old`` called ``new`` (in the metrics and every question's ranks)."""
+    if new in result["systems"]:
+        raise ValueError(f"system {new!r} already exists in the result")
+    result["systems"] = {new if name == old else name: value for name, value in result["systems"].items()}
+    for record in result["records"]:
+        for ranks in (record["ranks"], record["session_ranks"]):
+            if old in ranks:
+                ranks[new] = ranks.pop(old)
+    return result
+
+
 def evaluate_samples(
     model: EvoEmbeddingModel, samples: Iterable[dict] | str | Path, *, zero_memory: bool = False, progress: bool = False
 ) -> dict:
