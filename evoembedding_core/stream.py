@@ -81,20 +81,25 @@ class EvoStream:
         self._state = state
         return vectors.cpu().numpy().astype(np.float32)
 
-    def encode_queries(self, queries: Sequence[str] | str) -> np.ndarray:
-        """Vectors of queries against the current memory (which they do not change): (n, d)."""
+    def encode_queries(self, queries: Sequence[str] | str, *, memory: bool = True) -> np.ndarray:
+        """Vectors of queries against the current memory (which they do not change): (n, d).
+
+        ``memory=False`` reads the queries over an empty memory instead: for questions about the
+        whole past rather than the current context (the turns keep their context either way).
+        """
         queries = validate_texts(queries, "queries")
         if not queries:
             return np.zeros((0, self.model.output_dim), dtype=np.float32)
+        state = self._state if memory else StreamState.empty(self.model)
         with torch.inference_mode():
-            vectors = represent_queries(self.model, self._state, self.model.tokenize(queries, query=True))
+            vectors = represent_queries(self.model, state, self.model.tokenize(queries, query=True))
         return vectors.cpu().numpy().astype(np.float32)
 
-    def encode_query(self, query: str) -> np.ndarray:
-        """Vector of one query against the current memory: shape (d,)."""
+    def encode_query(self, query: str, *, memory: bool = True) -> np.ndarray:
+        """Vector of one query against the current memory (``memory=False``: an empty one): shape (d,)."""
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
-        return self.encode_queries([query])[0]
+        return self.encode_queries([query], memory=memory)[0]
 
     def reset(self) -> None:
         """Forget everything: empty memory, length 0."""

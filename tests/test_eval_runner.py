@@ -78,6 +78,17 @@ def test_evo_systems_stream_and_zero_memory(minilm_model, embedder):
     np.testing.assert_array_equal(streamed, evo.score(conv))  # deterministic
     # the memory changes the vectors: streamed scores differ from the context-free ones
     assert not np.allclose(streamed, zero.score(conv), atol=1e-4)
+    # questions over an empty memory, the same (shared) turn vectors as evo
+    evo, fresh = build_systems(["evo", "evo-query-no-memory"], model=lambda: minilm_model)
+    with_memory, without = evo.score(conv), fresh.score(conv)
+    stream = minilm_model.stream()
+    turns = np.stack([v for v, s in zip(stream.add([s.text for s in conv.segments]), conv.segments) if s.kind == "turn"])
+    questions = [q.text for q in conv.questions]
+    np.testing.assert_allclose(with_memory, stream.encode_queries(questions) @ turns.T, atol=1e-5)
+    np.testing.assert_allclose(without, stream.encode_queries(questions, memory=False) @ turns.T, atol=1e-5)
+    np.testing.assert_allclose(stream.encode_queries(questions, memory=False), EvoSystem(minilm_model, zero_memory=True)
+                               ._encode_empty(questions, query=True), atol=1e-5)
+    assert not np.allclose(with_memory, without, atol=1e-4)
     with pytest.raises(ValueError, match="need a model"):
         build_systems(["evo"])
     with pytest.raises(ValueError, match="unknown system"):

@@ -12,6 +12,7 @@ import torch
 
 from evoembedding_core import EvoEmbeddingConfig, EvoEmbeddingModel
 from evoembedding_core.cli import main as cli_main
+from evoembedding_core.config import INSTRUCTION_QUERY_PREFIX
 from evoembedding_core.training import TrainConfig, Trainer, load_samples, read_log, tokenize_samples
 from evoembedding_core.training.trainer import seed_everything, set_training_mode
 
@@ -163,7 +164,8 @@ def test_cli_trains_refuses_to_overwrite_and_resumes(data_file, tmp_path, capsys
 
 def test_tiny_causal_both_losses_finite_and_decreasing(tiny_causal_dir, tmp_path, data_file):
     config = EvoEmbeddingConfig(backbone=str(tiny_causal_dir), num_queries=2, memory_slots=4, lora_r=4,
-                                lora_alpha=8, chunk_segments=3, chunk_tokens=64, max_segment_tokens=48)
+                                lora_alpha=8, chunk_segments=3, chunk_tokens=64, max_segment_tokens=48,
+                                query_prefix=INSTRUCTION_QUERY_PREFIX)  # as a causal embedder would use
     model = EvoEmbeddingModel(config, device="cpu")
     samples = tokenized(model, data_file)
     trainer = Trainer(model, samples, tmp_path, TrainConfig(steps=16, lr=2e-3, head_lr_scale=0.1, warmup_steps=2, grad_accum=2,

@@ -66,7 +66,7 @@ def register(subparsers) -> None:
     parser.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                         help="only conversations K, K+N, K+2N, ... (1-based): run N shards in parallel, then --merge")
     parser.add_argument("--label", default=None,
-                        help="name the model's rows LABEL and LABEL-zero-memory instead of evo / evo-zero-memory "
+                        help="name the model's rows LABEL, LABEL-query-no-memory, LABEL-zero-memory instead of evo... "
                         "(to --merge runs of several models into one table)")
     parser.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                         help="instead of running: combine the results.json of shards or of runs of other systems")
@@ -132,6 +132,6 @@ def _run(args: argparse.Namespace) -> dict:
     if args.label:
         from .runner import rename_system
 
-        for name in [n for n in ("evo", "evo-zero-memory") if n in result["systems"]]:
+        for name in [n for n in ("evo", "evo-query-no-memory", "evo-zero-memory") if n in result["systems"]]:
             rename_system(result, name, args.label + name[3:])
     return result

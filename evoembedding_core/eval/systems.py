@@ -15,7 +15,7 @@ from ..static import StaticEmbedder
 from .baselines import BM25Baseline, DenseBaseline
 from .conversation import Conversation
 
-SYSTEMS = ("evo", "evo-zero-memory", "minilm", "minilm-dated", "bm25", "bm25-dated")
+SYSTEMS = ("evo", "evo-query-no-memory", "evo-zero-memory", "minilm", "minilm-dated", "bm25", "bm25-dated")
 STREAM_BLOCK = 64
 """Segments handed to ``EvoStream.add`` per call (results do not depend on it: chunking is split-invariant)."""
 
@@ -32,19 +32,34 @@ class EvoSystem:
     :class:`~evoembedding_core.stream.EvoStream`; the turns' vectors are the candidates, and each
     question is encoded against the memory left after the last segment.
 
+    ``query_memory=False`` (``evo-query-no-memory``): the same turn vectors, but the questions are
+    read over an empty memory (``encode_queries(memory=False)``): the final memory holds the last
+    turns of the conversation, which a question about any earlier point does not concern.
     ``zero_memory=True`` is the context-removed ablation: every turn and question is encoded over an
-    empty memory (headers are not read at all).
+    empty memory (headers are not read at all). Systems built together share ``streamed`` (turn
+    vectors per conversation), so the conversation is streamed once for both ``evo`` rows.
     """
 
-    def __init__(self, model: EvoEmbeddingModel, *, zero_memory: bool = False) -> None:
-        self.model, self.zero_memory = model, zero_memory
-        self.name = "evo-zero-memory" if zero_memory else "evo"
+    def __init__(
+        self, model: EvoEmbeddingModel, *, zero_memory: bool = False, query_memory: bool = True,
+        streamed: dict | None = None,
+    ) -> None:
+        self.model, self.zero_memory, self.query_memory = model, zero_memory, query_memory
+        self.name = "evo-zero-memory" if zero_memory else "evo" if query_memory else "evo-query-no-memory"
+        self.streamed = {} if streamed is None else streamed
 
     def score(self, conversation: Conversation, progress: bool = False) -> np.ndarray:
         questions = [q.text for q in conversation.questions]
         if self.zero_memory:
             turns = self._encode_empty([s.text for s in conversation.candidates], query=False, progress=progress)
             return self._encode_empty(questions, query=True) @ turns.T
+        if conversation.name not in self.streamed:
+            self.streamed.clear()  # only the conversation in progress is kept
+            self.streamed[conversation.name] = self._stream(conversation, progress)
+        stream, turns = self.streamed[conversation.name]
+        return stream.encode_queries(questions, memory=self.query_memory) @ turns.T
+
+    def _stream(self, conversation: Conversation, progress: bool):
         stream, vectors = self.model.stream(), []
         segments = conversation.segments
         with tqdm(total=len(segments), desc=f"{self.name} stream", unit="seg", disable=not progress, leave=False) as bar:
@@ -53,7 +68,7 @@ class EvoSystem:
                 out = stream.add([s.text for s in block])
                 vectors += [v for v, s in zip(out, block) if s.kind == "turn"]
                 bar.update(len(block))
-        return stream.encode_queries(questions) @ np.stack(vectors).T
+        return stream, np.stack(vectors)
 
     def _encode_empty(self, texts: list[str], *, query: bool, progress: bool = False) -> np.ndarray:
         tokens = self.model.tokenize(texts, query=query)
@@ -86,8 +101,10 @@ def build_systems(
         model = model() if callable(model) and not isinstance(model, EvoEmbeddingModel) else model
     if embedder is None and any(n.startswith("minilm") for n in names):
         embedder = StaticEmbedder()
+    streamed: dict = {}
     factories = {
-        "evo": lambda: EvoSystem(model),
+        "evo": lambda: EvoSystem(model, streamed=streamed),
+        "evo-query-no-memory": lambda: EvoSystem(model, query_memory=False, streamed=streamed),
         "evo-zero-memory": lambda: EvoSystem(model, zero_memory=True),
         "minilm": lambda: DenseBaseline(embedder),
         "minilm-dated": lambda: DenseBaseline(embedder, dated=True),
