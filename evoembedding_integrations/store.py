@@ -362,7 +362,13 @@ class EvoStore:
         embeddings=None,
         index: str = "flat",
         hnsw_threshold: int = 10_000,
+        query_memory: bool = True,
     ) -> None:
+        """``query_memory=False`` reads queries over an empty memory instead of each stream's current
+        one (the stored vectors keep their context): better for questions about any point of a long,
+        finished history, whose latest turns say nothing about the question."""
+        if not isinstance(query_memory, bool):
+            raise TypeError(f"query_memory must be True or False, got {query_memory!r}")
         if index not in ("flat", "hnsw"):
             raise ValueError(f"index must be 'flat' or 'hnsw', got {index!r}")
         _check_k(hnsw_threshold, "hnsw_threshold")
@@ -372,7 +378,7 @@ class EvoStore:
             raise TypeError("embeddings must be a LangChain Embeddings or a callable texts -> vectors")
         self.embeddings = embeddings
         self.model = None if embeddings is not None else resolve_model(model)
-        self.index_kind, self.hnsw_threshold = index, hnsw_threshold
+        self.index_kind, self.hnsw_threshold, self.query_memory = index, hnsw_threshold, query_memory
         self.dim: int | None = self.model.output_dim if self.model is not None else None
         self._streams: dict[str, _Stream] = {}
         self._entries: dict[str, _Entry] = {}
@@ -580,7 +586,8 @@ class EvoStore:
 
     # ------------------------------------------------------------------ searching
     def encode_query(self, query: str, stream_id: str = DEFAULT_STREAM) -> np.ndarray:
-        """The query's vector against one stream's memory (an empty memory if the stream is new): (d,)."""
+        """The query's vector against one stream's memory (an empty memory if the stream is new or
+        ``query_memory`` is off): (d,)."""
         query = _validate_id(query, "query")
         stream_id = _validate_id(stream_id, "stream_id")
         with self._lock:
@@ -589,7 +596,7 @@ class EvoStore:
             stream = self._streams.get(stream_id)
             reader = stream.memory if stream is not None else EvoStream(self.model)
             with model_lock(self.model):
-                return reader.encode_query(query)
+                return reader.encode_query(query, memory=self.query_memory)
 
     def _plain_query(self, query: str) -> np.ndarray:
         if hasattr(self.embeddings, "embed_query"):
@@ -603,6 +610,10 @@ class EvoStore:
         if self.model is None:
             return np.repeat(self._plain_query(query)[None], len(stream_ids), axis=0)
         tokens = self.model.tokenize([query], query=True)
+        if not self.query_memory:  # one vector serves every stream
+            with model_lock(self.model), torch.inference_mode():
+                vector = self.model.represent([self.model.empty_memory()], tokens).cpu().numpy()
+            return np.repeat(vector, len(stream_ids), axis=0).astype(np.float32)
         memories = [self._streams[s].memory.state.memory for s in stream_ids]
         out = []
         with model_lock(self.model), torch.inference_mode():
@@ -755,6 +766,7 @@ class EvoStore:
         *,
         embeddings=None,
         index: str | None = None,
+        query_memory: bool = True,
     ) -> "EvoStore":
         """Load a store saved by :meth:`save`, verifying it first (nothing in it is ever executed).
 
@@ -774,7 +786,8 @@ class EvoStore:
         kind, threshold = index or options.get("kind"), options.get("hnsw_threshold")
         if kind not in ("flat", "hnsw") or not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
             raise CorruptStoreError(f"manifest index options are invalid: {options!r}")
-        store = cls(model if manifest["mode"] == "evo" else None, embeddings=embeddings, index=kind, hnsw_threshold=threshold)
+        store = cls(model if manifest["mode"] == "evo" else None, embeddings=embeddings, index=kind,
+                    hnsw_threshold=threshold, query_memory=query_memory)
         if store.model is not None and manifest.get("model") != store.model.fingerprint():
             raise ModelMismatchError(
                 "this store was written by a different model (fingerprint mismatch): load it with the model "

@@ -71,6 +71,20 @@ def test_vectors_and_scores_are_those_of_each_streams_memory(store, model):
     assert store.search("anything", stream_ids=["nobody"]) == []
 
 
+def test_query_memory_off_reads_queries_over_an_empty_memory(model, saved):
+    store = EvoStore.load(saved, model, query_memory=False)
+    fresh = model.stream()
+    query = fresh.encode_query("Where does she live now?")  # an empty stream: no memory
+    np.testing.assert_allclose(store.encode_query("Where does she live now?", "ana"), query, atol=1e-5)
+    hits = store.search("Where does she live now?", k=6)
+    for hit in hits:  # stored vectors keep their context; only the query changes
+        assert hit.score == pytest.approx(float(store.vectors([hit.id])[0] @ query), abs=1e-5)
+    with_memory = EvoStore.load(saved, model).search("Where does she live now?", k=6)
+    assert [h.score for h in hits] != pytest.approx([h.score for h in with_memory], abs=1e-4)
+    with pytest.raises(TypeError, match="query_memory"):
+        EvoStore(model, query_memory="no")
+
+
 def test_memory_makes_vectors_depend_on_earlier_texts(model):
     store = EvoStore(model)
     store.add(["I grew up in Porto."], stream_id="x", ids=["x0"])
