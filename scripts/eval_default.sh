@@ -20,18 +20,18 @@ STATIC=minilm,minilm-dated,bm25,bm25-dated
 
 lane() {  # lane K of 2: REALTALK shard K of every system, then half of the LongMemEval runs
   local k=$1
-  ev --data realtalk --shard "$k/2" --model "$MODEL" --systems evo,evo-zero-memory --out "$WORK/rt-evo-$k"
+  ev --data realtalk --shard "$k/2" --model "$MODEL" --systems evo,evo-query-no-memory,evo-zero-memory --out "$WORK/rt-evo-$k"
   ev --data realtalk --shard "$k/2" --systems "$STATIC" --out "$WORK/rt-static-$k"
   if [ -n "$ABLATION" ]; then
-    ev --data realtalk --shard "$k/2" --model "$ABLATION" --systems evo --label evo-no-mem-objective \
+    ev --data realtalk --shard "$k/2" --model "$ABLATION" --systems evo,evo-query-no-memory --label evo-no-mem-objective \
        --out "$WORK/rt-ablation-$k"
   fi
   if [ "$k" = 1 ]; then
-    ev --data longmemeval --model "$MODEL" --systems evo,evo-zero-memory --out "$WORK/lme-evo"
+    ev --data longmemeval --model "$MODEL" --systems evo,evo-query-no-memory,evo-zero-memory --out "$WORK/lme-evo"
   else
     ev --data longmemeval --systems "$STATIC" --out "$WORK/lme-static"
     if [ -n "$ABLATION" ]; then
-      ev --data longmemeval --model "$ABLATION" --systems evo --label evo-no-mem-objective --out "$WORK/lme-ablation"
+      ev --data longmemeval --model "$ABLATION" --systems evo,evo-query-no-memory --label evo-no-mem-objective --out "$WORK/lme-ablation"
     fi
   fi
 }

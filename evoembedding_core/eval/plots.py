@@ -36,11 +36,11 @@ def plot_categories(result: dict, path: str | Path, metric: str = "R@10") -> Pat
         name: [s["overall"][metric], *(s["by_category"].get(c, {}).get(metric, 0.0) for c in categories)]
         for name, s in systems.items()
     }
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(groups) + 2) + 2.5, 4))
     _grouped_bars(ax, groups, series)
     ax.set_ylabel(f"{metric} (%)")
     ax.set_title(f"{result['benchmark']}: {metric} by category ({result['questions']} questions)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: never over the bars
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
