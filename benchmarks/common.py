@@ -122,3 +122,19 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
+
+
+def profile_top_ops(fn, *args, top: int = 15) -> list[dict]:
+    """Run ``fn(*args)`` under ``torch.profiler``; print and return its top operators by self CPU time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(*args)
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
+    return [
+        {"op": e.key, "calls": e.count, "self_cpu_ms": round(e.self_cpu_time_total / 1000, 1),
+         "share": round(e.self_cpu_time_total / total, 3)}
+        for e in events[:top]
+    ]

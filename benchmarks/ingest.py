@@ -21,7 +21,7 @@ import statistics
 import numpy as np
 import torch
 
-from common import chat_turns, print_table, timed, write_results, parse_args
+from common import chat_turns, parse_args, print_table, profile_top_ops, timed, write_results
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.model import DEFAULT_MODEL_DIR, WEIGHTS_NAME
 from evoembedding_core.static import StaticEmbedder
@@ -32,22 +32,6 @@ TARGET_RATIO = 2.0
 def evo_ingest(model: EvoEmbeddingModel, turns: list[str], call_size: int) -> np.ndarray:
     stream = model.stream()
     return np.concatenate([stream.add(turns[i : i + call_size]) for i in range(0, len(turns), call_size)])
-
-
-def profile_evo(model: EvoEmbeddingModel, turns: list[str], call_size: int, top: int = 15) -> list[dict]:
-    """Top operators (self CPU time) of one EvoEmbedding pass over ``turns``."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        evo_ingest(model, turns, call_size)
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events) or 1
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
-    return [
-        {"op": e.key, "calls": e.count, "self_cpu_ms": round(e.self_cpu_time_total / 1000, 1),
-         "share": round(e.self_cpu_time_total / total, 3)}
-        for e in events[:top]
-    ]
 
 
 def main() -> None:
@@ -92,7 +76,7 @@ def main() -> None:
         "first_turn_cosine_evo_vs_static": round(first_cos, 6),
     }
     if args.profile:
-        result["profile_top_ops"] = profile_evo(model, turns, args.call_size)
+        result["profile_top_ops"] = profile_top_ops(evo_ingest, model, turns, args.call_size)
     write_results("ingest", result, args.out)
 
 

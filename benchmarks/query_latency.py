@@ -13,6 +13,7 @@ for the same queries (random vectors are HNSW's hard case: real embeddings clust
 
     .venv/bin/python benchmarks/query_latency.py
     .venv/bin/python benchmarks/query_latency.py --sizes 10000 100000 --queries 100
+    .venv/bin/python benchmarks/query_latency.py --sizes 10000 --profile   # + top operators of encode_query
 
 Prints a table and writes ``benchmarks/results/query_latency.json``.
 """
@@ -25,7 +26,7 @@ import statistics
 import numpy as np
 import torch
 
-from common import chat_turns, percentile, print_table, timed, write_results, parse_args
+from common import chat_turns, parse_args, percentile, print_table, profile_top_ops, timed, write_results
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.training.synth import generate
 from evoembedding_integrations import EvoStore
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--history", type=int, default=40, help="chat turns the query stream has read")
     parser.add_argument("--hnsw-threshold", type=int, default=10_000, help="the store's default")
+    parser.add_argument("--profile", action="store_true", help="also profile the query encodings (torch.profiler)")
     args = parse_args(parser)
 
     model = EvoEmbeddingModel.default(device="cpu")
@@ -82,6 +84,7 @@ def main() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
 
     encode = [timed(stream.encode_query, q)[0] for q in queries]
+    profile = profile_top_ops(lambda: [stream.encode_query(q) for q in queries]) if args.profile else None
     rows, results = [], []
     for size in args.sizes:
         found = {}
@@ -112,7 +115,7 @@ def main() -> None:
     write_results("query_latency", {
         "args": vars(args) | {"out": str(args.out)}, "fill": "random unit vectors through plain mode (precomputed)",
         "encode_query_ms_p50": round(enc50, 2), "encode_query_ms_p95": round(percentile(encode, 95) * 1000, 2),
-        "stores": results, "target_p50_ms": TARGET_P50_MS,
+        "stores": results, "target_p50_ms": TARGET_P50_MS, "profile_encode_query_top_ops": profile,
     }, args.out)
 
 
