@@ -105,3 +105,13 @@ def test_rerank_streams_candidates_in_order(model):
     retriever = EvoRetriever(model=model, texts=TURNS, k=3)
     chain = retriever | RunnableLambda(lambda found: EvoRerank(model=model, top_n=1).compress_documents(found, "cat"))
     assert len(chain.invoke("cat")) == 1
+
+
+def test_vector_store_can_read_queries_without_memory(model):
+    store = EvoVectorStore(model, query_memory=False)
+    store.add_texts(TURNS, ids=["t0", "t1", "t2"])
+    query = model.stream().encode_query("Where does Ana live now?")  # empty memory
+    hits = store.similarity_search_with_score("Where does Ana live now?", k=3)
+    vectors = dict(zip(["t0", "t1", "t2"], store.store.vectors(["t0", "t1", "t2"])))
+    for doc, score in hits:
+        assert score == pytest.approx(float(vectors[doc.id] @ query), abs=1e-5)
