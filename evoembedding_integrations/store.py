@@ -75,6 +75,7 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
 from evoembedding_core import EvoEmbeddingModel, EvoStream
+from evoembedding_core.recurrence import StreamState, represent_queries
 from evoembedding_core.stream import validate_texts
 
 DEFAULT_STREAM = "default"
@@ -612,7 +613,7 @@ class EvoStore:
         tokens = self.model.tokenize([query], query=True)
         if not self.query_memory:  # one vector serves every stream
             with model_lock(self.model), torch.inference_mode():
-                vector = self.model.represent([self.model.empty_memory()], tokens).cpu().numpy()
+                vector = represent_queries(self.model, StreamState.empty(self.model), tokens).cpu().numpy()
             return np.repeat(vector, len(stream_ids), axis=0).astype(np.float32)
         memories = [self._streams[s].memory.state.memory for s in stream_ids]
         out = []

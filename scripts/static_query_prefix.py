@@ -1,7 +1,7 @@
 """What an instruction prefix on the queries does to static MiniLM (why the default model has none).
 
-Ranks every turn of each conversation for every question with static MiniLM mean pooling, once with
-the plain question and once with ``INSTRUCTION_QUERY_PREFIX + question``, and prints R@k / NDCG@10.
+Runs the harness's static MiniLM baseline twice on the same candidates: with the plain question
+and with ``INSTRUCTION_QUERY_PREFIX + question``, and prints R@k / NDCG@10 of each.
 
     .venv/bin/python scripts/static_query_prefix.py longmemeval          # pooled 2,176-turn haystack
     .venv/bin/python scripts/static_query_prefix.py realtalk --limit 3   # first 3 chats
@@ -14,8 +14,8 @@ import argparse
 import torch
 
 from evoembedding_core.config import INSTRUCTION_QUERY_PREFIX
-from evoembedding_core.eval import load_benchmark
-from evoembedding_core.eval.metrics import mean_percent, question_metrics, ranking
+from evoembedding_core.eval import evaluate, load_benchmark
+from evoembedding_core.eval.baselines import DenseBaseline
 from evoembedding_core.static import StaticEmbedder
 
 
@@ -28,18 +28,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     name, conversations = load_benchmark(args.data, args.limit)
     embedder = StaticEmbedder()
-    rows = {"plain question": [], "instruction + question": []}
-    for conversation in conversations:
-        turns = embedder.encode([s.text for s in conversation.candidates])
-        index = {s.turn_id: i for i, s in enumerate(conversation.candidates)}
-        questions = [q.text for q in conversation.questions]
-        for key, texts in zip(rows, (questions, [INSTRUCTION_QUERY_PREFIX + q for q in questions])):
-            for question, scores in zip(conversation.questions, embedder.encode(texts) @ turns.T):
-                ranks = ranking(scores)
-                rows[key].append(question_metrics([int(ranks[index[e]]) for e in question.evidence]))
-    print(f"{name}: {len(rows['plain question'])} questions, static MiniLM")
-    for key, metrics in rows.items():
-        print(f"  {key:24s}", "  ".join(f"{k} {v:.1f}" for k, v in mean_percent(metrics).items()))
+    systems = [DenseBaseline(embedder, name="plain question"),
+               DenseBaseline(embedder, query_prefix=INSTRUCTION_QUERY_PREFIX, name="instruction + question")]
+    result = evaluate(conversations, systems, benchmark=name, progress=False)
+    print(f"{name}: {result['questions']} questions, static MiniLM")
+    for system, metrics in result["systems"].items():
+        overall = {k: v for k, v in metrics["overall"].items() if k != "n"}
+        print(f"  {system:24s}", "  ".join(f"{k} {v:.1f}" for k, v in overall.items()))
 
 
 if __name__ == "__main__":

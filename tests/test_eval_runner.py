@@ -184,3 +184,12 @@ def test_label_names_the_model_rows(tmp_path, capsys):
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert list(result["systems"]) == ["mine-zero-memory", "bm25"]
     assert all(set(r["ranks"]) == {"mine-zero-memory", "bm25"} for r in result["records"])
+
+
+def test_dense_baseline_query_prefix(embedder):
+    conv = _chat()
+    prefixed = DenseBaseline(embedder, query_prefix="Question: ", name="prefixed").score(conv)
+    docs = embedder.encode([s.text for s in conv.candidates])
+    expected = embedder.encode(["Question: " + q.text for q in conv.questions]) @ docs.T
+    np.testing.assert_allclose(prefixed, expected, atol=1e-6)
+    assert not np.allclose(prefixed, DenseBaseline(embedder).score(conv), atol=1e-4)

@@ -24,15 +24,18 @@ def bm25_tokens(text: str) -> list[str]:
 
 
 class DenseBaseline:
-    """Every turn and question encoded on its own by a :class:`StaticEmbedder`; cosine scores."""
+    """Every turn and question encoded on its own by a :class:`StaticEmbedder`; cosine scores.
+    ``query_prefix`` is put before every question (e.g. an instruction, to measure what it does)."""
 
-    def __init__(self, embedder: StaticEmbedder, *, dated: bool = False, name: str | None = None) -> None:
-        self.embedder, self.dated = embedder, dated
+    def __init__(
+        self, embedder: StaticEmbedder, *, dated: bool = False, query_prefix: str = "", name: str | None = None
+    ) -> None:
+        self.embedder, self.dated, self.query_prefix = embedder, dated, query_prefix
         self.name = name or ("minilm-dated" if dated else "minilm")
 
     def score(self, conversation: Conversation, progress: bool = False) -> np.ndarray:
         docs = self.embedder.encode(candidate_texts(conversation, dated=self.dated), progress=progress)
-        queries = self.embedder.encode([q.text for q in conversation.questions])
+        queries = self.embedder.encode([self.query_prefix + q.text for q in conversation.questions])
         return queries @ docs.T
 
 
