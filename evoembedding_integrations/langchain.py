@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field
 
 from evoembedding_core import EvoEmbeddingModel, EvoStream
 from evoembedding_core.client import fold_messages
+from evoembedding_core.lexical import RRF_K
 from evoembedding_core.stream import validate_texts
 
 from .store import DEFAULT_STREAM, EvoStore, Hit, model_lock, resolve_model
@@ -96,7 +97,9 @@ class EvoVectorStore(VectorStore):
     ``EvoEmbeddingModel`` / name / path (context-aware store), or any other LangChain ``Embeddings``
     (plain store). ``stream_id`` for adding comes from the ``stream_id`` keyword, else each
     metadata's ``"stream_id"``, else ``"default"``; searches cover all streams unless ``stream_id``
-    (one or several) is given. Scores are cosine similarities (higher is better).
+    (one or several) is given. Scores are cosine similarities (higher is better); with
+    ``hybrid=True`` (passed to :class:`EvoStore`, like ``query_memory``) similarity search fuses them
+    with BM25 and scores are the fused reciprocal-rank scores.
     """
 
     def __init__(self, embedding: Any = None, *, store: EvoStore | None = None, index: str = "flat", **options):
@@ -190,6 +193,8 @@ class EvoVectorStore(VectorStore):
         return [doc for doc, _ in _scored(hits)]
 
     def _select_relevance_score_fn(self):
+        if self.store.hybrid:  # fused score in (0, 2 / (k + 1)]: both rankings put the text first
+            return lambda score: score * (RRF_K + 1) / 2.0
         return lambda score: (score + 1.0) / 2.0  # cosine in [-1, 1] -> relevance in [0, 1]
 
     # ------------------------------------------------------------------ construction and persistence
@@ -213,15 +218,20 @@ class EvoVectorStore(VectorStore):
         self.store.save(folder_path)
 
     @classmethod
-    def load_local(cls, folder_path: str | os.PathLike, embeddings: Any = None, **kwargs: Any) -> "EvoVectorStore":
-        """Load a saved store, verified. ``embeddings`` as for the constructor (plain stores need theirs).
+    def load_local(
+        cls, folder_path: str | os.PathLike, embeddings: Any = None, *, allow_dangerous_deserialization: bool = False,
+        **options: Any,
+    ) -> "EvoVectorStore":
+        """Load a saved store, verified. ``embeddings`` as for the constructor (plain stores need theirs);
+        ``options`` as for :meth:`EvoStore.load` (``index``, ``query_memory``, ``hybrid``).
 
-        Unlike langchain-community's FAISS, nothing is unpickled, so no ``allow_dangerous_deserialization``.
+        Unlike langchain-community's FAISS, nothing is unpickled: ``allow_dangerous_deserialization``
+        is accepted (drop-in calls) and changes nothing.
         """
         if isinstance(embeddings, Embeddings) and not isinstance(embeddings, EvoEmbeddings):
-            return cls(store=EvoStore.load(folder_path, embeddings=embeddings), **kwargs)._with_embedding(embeddings)
+            return cls(store=EvoStore.load(folder_path, embeddings=embeddings, **options))._with_embedding(embeddings)
         model = embeddings.model if isinstance(embeddings, EvoEmbeddings) else embeddings
-        return cls(store=EvoStore.load(folder_path, model), **kwargs)._with_embedding(embeddings)
+        return cls(store=EvoStore.load(folder_path, model, **options))._with_embedding(embeddings)
 
     def _with_embedding(self, embedding) -> "EvoVectorStore":
         self._embedding = embedding if isinstance(embedding, Embeddings) else None

@@ -262,17 +262,21 @@ class EvoVectorStore(BasePydanticVectorStore):
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Nodes most similar to the query, best first: each document searched with its own memory."""
         mode = VectorStoreQueryMode(query.mode)
-        if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
-            raise ValueError(f"EvoVectorStore supports query modes 'default' and 'mmr', got {mode.value!r}")
+        if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR, VectorStoreQueryMode.HYBRID):
+            raise ValueError(f"EvoVectorStore supports query modes 'default', 'hybrid' and 'mmr', got {mode.value!r}")
         if query.query_str is None and query.query_embedding is None:
             raise ValueError("the query needs query_str (preferred: encoded against each document's memory) or query_embedding")
+        if mode == VectorStoreQueryMode.HYBRID and query.query_str is None:
+            raise ValueError("hybrid queries need query_str (BM25 matches its words)")
         # empty doc_ids / node_ids mean "no constraint" (VectorStoreIndex passes node_ids=[] to text-storing stores)
         filter_ = _predicate(query.filters, query.node_ids or None)
         options = dict(k=query.similarity_top_k, stream_ids=query.doc_ids or None, filter=filter_)
         if mode == VectorStoreQueryMode.MMR:
             lambda_mult = 0.5 if query.mmr_threshold is None else query.mmr_threshold
             options.update(fetch_k=max(self.mmr_fetch_k, query.similarity_top_k), lambda_mult=lambda_mult)
-        if query.query_str is not None:
+        if mode == VectorStoreQueryMode.HYBRID:  # reciprocal rank fusion with BM25 (query.alpha is not used)
+            hits = self._store.search(query.query_str, hybrid=True, **options)
+        elif query.query_str is not None:
             search = self._store.mmr_search if mode == VectorStoreQueryMode.MMR else self._store.search
             hits = search(query.query_str, **options)
         else:

@@ -13,14 +13,17 @@ position in the stream, text and JSON metadata.
 
 API (all methods are thread-safe; one ``RLock`` per store, one lock per model):
 
-* ``EvoStore(model=None, *, embeddings=None, index="flat", hnsw_threshold=10_000)``: an EvoEmbedding
-  model (default: the shipped one, cached) or, with ``embeddings=``, any plain embedder (a LangChain
-  ``Embeddings`` or a callable ``texts -> (n, d) vectors``): then it is a plain, safe FAISS store
-  (cosine similarity, no memory; streams are just partitions).
+* ``EvoStore(model=None, *, embeddings=None, index="flat", hnsw_threshold=10_000, query_memory=True,
+  hybrid=False)``: an EvoEmbedding model (default: the shipped one, cached) or, with ``embeddings=``,
+  any plain embedder (a LangChain ``Embeddings`` or a callable ``texts -> (n, d) vectors``): then it
+  is a plain, safe FAISS store (cosine similarity, no memory; streams are just partitions).
+  ``query_memory=False`` encodes queries over an empty memory; ``hybrid=True`` makes ``search``
+  fuse the vector ranking with BM25 over the texts (reciprocal rank fusion; hits carry the fused
+  score, and ``mmr_search`` stays vector-only).
 * ``add(texts, *, stream_id="default", ids=None, metadatas=None) -> ids``: ``stream_id`` is one id or
   one per text; ``ids`` default to UUIDs (``None`` entries too); re-adding an existing id replaces its
   text, vector, metadata and stream (the new text is appended to the stream like any other).
-* ``search(query, *, k=4, stream_ids=None, filter=None) -> [Hit]`` best first. The query is encoded
+* ``search(query, *, k=4, stream_ids=None, filter=None, hybrid=None) -> [Hit]`` best first. The query is encoded
   against each searched stream's memory (one batched forward for all streams) and searched only in
   that stream's index; results are merged by score. ``stream_ids``: one id, several, or ``None`` for
   all; streams that do not exist contribute nothing. ``filter``: ``{key: value}`` equalities, operators
@@ -75,6 +78,7 @@ from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
 from evoembedding_core import EvoEmbeddingModel, EvoStream
+from evoembedding_core.lexical import FUSION_DEPTH, LexicalIndex, reciprocal_rank_fusion
 from evoembedding_core.recurrence import StreamState, represent_queries
 from evoembedding_core.stream import validate_texts
 
@@ -364,12 +368,17 @@ class EvoStore:
         index: str = "flat",
         hnsw_threshold: int = 10_000,
         query_memory: bool = True,
+        hybrid: bool = False,
     ) -> None:
         """``query_memory=False`` reads queries over an empty memory instead of each stream's current
         one (the stored vectors keep their context): better for questions about any point of a long,
-        finished history, whose latest turns say nothing about the question."""
-        if not isinstance(query_memory, bool):
-            raise TypeError(f"query_memory must be True or False, got {query_memory!r}")
+        finished history, whose latest turns say nothing about the question.
+
+        ``hybrid=True``: :meth:`search` fuses the vector ranking with a BM25 ranking of the texts
+        (reciprocal rank fusion of the best 100 of each); hits then carry the fused score."""
+        for name, value in (("query_memory", query_memory), ("hybrid", hybrid)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
         if index not in ("flat", "hnsw"):
             raise ValueError(f"index must be 'flat' or 'hnsw', got {index!r}")
         _check_k(hnsw_threshold, "hnsw_threshold")
@@ -379,12 +388,14 @@ class EvoStore:
             raise TypeError("embeddings must be a LangChain Embeddings or a callable texts -> vectors")
         self.embeddings = embeddings
         self.model = None if embeddings is not None else resolve_model(model)
-        self.index_kind, self.hnsw_threshold, self.query_memory = index, hnsw_threshold, query_memory
+        self.index_kind, self.hnsw_threshold = index, hnsw_threshold
+        self.query_memory, self.hybrid = query_memory, hybrid
         self.dim: int | None = self.model.output_dim if self.model is not None else None
         self._streams: dict[str, _Stream] = {}
         self._entries: dict[str, _Entry] = {}
         self._ids_by_label: dict[int, str] = {}
         self._next_label = 0
+        self._lexical: LexicalIndex | None = None  # BM25 over all texts by label: built by the first hybrid search
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
 
@@ -504,6 +515,8 @@ class EvoStore:
             label = self._next_label
             self._next_label += 1
             stream.index.add(np.array([label], np.int64), vector[None])
+            if self._lexical is not None:
+                self._lexical.add([label], [text])
             self._entries[id_] = _Entry(text, metadata, sid, stream.length, label)
             self._ids_by_label[label] = id_
             stream.length += 1
@@ -567,6 +580,8 @@ class EvoStore:
             by_stream.setdefault(entry.stream_id, []).append(entry.label)
         for sid, labels in by_stream.items():
             self._streams[sid].index.remove(np.array(labels, np.int64))
+            if self._lexical is not None:
+                self._lexical.remove(labels)
 
     def delete_stream(self, stream_id: str) -> bool:
         """Remove a stream, its entries and its memory. Returns whether it existed."""
@@ -584,6 +599,7 @@ class EvoStore:
             self._streams.clear()
             self._entries.clear()
             self._ids_by_label.clear()
+            self._lexical = None
 
     # ------------------------------------------------------------------ searching
     def encode_query(self, query: str, stream_id: str = DEFAULT_STREAM) -> np.ndarray:
@@ -629,15 +645,39 @@ class EvoStore:
             return [s for s, stream in self._streams.items() if len(stream.index)]
         return [s for s in wanted if s in self._streams and len(self._streams[s].index)]
 
-    def search(self, query: str, *, k: int = 4, stream_ids=None, filter=None) -> list[Hit]:
-        """The ``k`` best entries for ``query``, best first, each stream searched with its own memory."""
+    def search(self, query: str, *, k: int = 4, stream_ids=None, filter=None, hybrid: bool | None = None) -> list[Hit]:
+        """The ``k`` best entries for ``query``, best first, each stream searched with its own memory;
+        ``hybrid`` (default: the store's) fuses that ranking with the BM25 ranking of the same streams."""
         query = _validate_id(query, "query")
         k, predicate = _check_k(k), compile_filter(filter)
+        if hybrid is not None and not isinstance(hybrid, bool):
+            raise TypeError(f"hybrid must be True, False or None, got {hybrid!r}")
         with self._lock:
             sids = self._searched_streams(stream_ids)
             if not sids:
                 return []
-            return self._search(self._query_vectors(query, sids), sids, k, predicate)
+            queries = self._query_vectors(query, sids)
+            if not (self.hybrid if hybrid is None else hybrid):
+                return self._search(queries, sids, k, predicate)
+            dense = [h.id for h in self._search(queries, sids, FUSION_DEPTH, predicate)]
+            fused = reciprocal_rank_fusion([dense, self._lexical_search(query, sids, predicate)])
+            return [self._record(id_, score) for id_, score in list(fused.items())[:k]]
+
+    def _lexical_search(self, query: str, sids: list[str], predicate) -> list[str]:
+        """Ids of the :data:`FUSION_DEPTH` entries of the streams with the highest BM25 scores (above 0;
+        word statistics of the whole store), best first."""
+        if self._lexical is None:
+            entries = list(self._entries.values())
+            self._lexical = LexicalIndex()
+            self._lexical.add([e.label for e in entries], [e.text for e in entries])
+        order = {sid: n for n, sid in enumerate(sids)}
+        found = []
+        for label, score in self._lexical.scores(query).items():
+            id_ = self._ids_by_label[label]
+            entry = self._entries[id_]
+            if score > 0 and entry.stream_id in order and (predicate is None or predicate(entry.metadata)):
+                found.append((-score, order[entry.stream_id], entry.position, id_))
+        return [id_ for *_, id_ in sorted(found)[:FUSION_DEPTH]]
 
     def search_by_vector(self, vector, *, k: int = 4, stream_ids=None, filter=None) -> list[Hit]:
         """The ``k`` best entries for a given query vector (normalised here), searched in every chosen stream."""
@@ -768,6 +808,7 @@ class EvoStore:
         embeddings=None,
         index: str | None = None,
         query_memory: bool = True,
+        hybrid: bool = False,
     ) -> "EvoStore":
         """Load a store saved by :meth:`save`, verifying it first (nothing in it is ever executed).
 
@@ -788,7 +829,7 @@ class EvoStore:
         if kind not in ("flat", "hnsw") or not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
             raise CorruptStoreError(f"manifest index options are invalid: {options!r}")
         store = cls(model if manifest["mode"] == "evo" else None, embeddings=embeddings, index=kind,
-                    hnsw_threshold=threshold, query_memory=query_memory)
+                    hnsw_threshold=threshold, query_memory=query_memory, hybrid=hybrid)
         if store.model is not None and manifest.get("model") != store.model.fingerprint():
             raise ModelMismatchError(
                 "this store was written by a different model (fingerprint mismatch): load it with the model "

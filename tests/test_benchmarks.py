@@ -64,12 +64,14 @@ def test_streaming_benchmark_smoke(run_benchmark):
 
 
 def test_query_latency_benchmark_smoke(run_benchmark):
-    args = ["--sizes", "300", "--queries", "3", "--history", "4", "--hnsw-threshold", "100"]
+    args = ["--sizes", "300", "--queries", "3", "--history", "4", "--hnsw-threshold", "100", "--texts", "50"]
     result = run_benchmark("query_latency", args)
-    stores = {r["index"]: r for r in result["stores"]}
-    assert set(stores) == {"flat", "hnsw"} and stores["flat"]["search_ms_p50"] > 0
-    assert stores["hnsw"]["recall_at_10_vs_exact"] >= 0.9  # HNSW on 300 vectors is near exact
-    assert result["encode_query_ms_p50"] > 0
+    stores = {(r["index"], r["mode"]): r for r in result["stores"]}
+    assert set(stores) == {(i, m) for i in ("flat", "hnsw") for m in ("memory", "no-memory", "hybrid")}
+    assert all(r["search_ms_p50"] > 0 for r in stores.values())
+    assert stores["hnsw", "memory"]["recall_at_10_vs_exact"] >= 0.9  # HNSW on 300 vectors is near exact
+    assert stores["hnsw", "no-memory"]["recall_at_10_vs_exact"] >= 0.9
+    assert set(result["encode_query_ms_p50"]) == {"memory", "no-memory"}
 
 
 def test_memory_benchmark_smoke(run_benchmark, minilm_model):

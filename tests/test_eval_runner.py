@@ -10,10 +10,11 @@ import pytest
 from conftest import SHARED_DATA
 from evoembedding_core.cli import main
 from evoembedding_core.eval import build_systems, evaluate, evaluate_samples
-from evoembedding_core.eval.baselines import BM25Baseline, DenseBaseline, bm25_tokens, candidate_texts
+from evoembedding_core.eval.baselines import BM25Baseline, DenseBaseline
 from evoembedding_core.eval.conversation import Conversation, Question, Segment
 from evoembedding_core.eval.report import markdown_report, write_report
-from evoembedding_core.eval.systems import EvoSystem
+from evoembedding_core.eval.systems import EvoSystem, dated_conversation, relabel
+from evoembedding_core.lexical import reciprocal_rank_fusion, top_ranked
 from evoembedding_core.static import StaticEmbedder
 
 
@@ -41,14 +42,35 @@ def _samples() -> list[dict]:
     return [{"messages": [], "meta": {"turns": turns, "evidence_turns": [0], "template": t}} for t in ("pets", "more")]
 
 
-def test_bm25_and_dated_texts():
+def test_bm25_and_dated_systems():
     conv = _chat()
-    assert bm25_tokens("Maya: I GREW up-in Porto!") == ["maya", "i", "grew", "up", "in", "porto"]
-    assert candidate_texts(conv, dated=True)[0] == "[01.03.2024] Maya: I grew up in Porto, right by the river."
+    dated = dated_conversation(conv)
+    assert dated.candidates[0].text == "[01.03.2024] Maya: I grew up in Porto, right by the river."
+    assert dated.segments[0] == conv.segments[0] and dated.questions == conv.questions  # headers, questions as they were
     scores = BM25Baseline().score(conv)
     assert scores.shape == (3, 5)
     assert int(np.argmax(scores[2])) == 3  # "first job" words: the bakery turn wins
-    assert BM25Baseline(dated=True).name == "bm25-dated"
+    plain, on_dated = build_systems(["bm25", "bm25-dated"])
+    assert on_dated.name == "bm25-dated"
+    np.testing.assert_array_equal(on_dated.score(conv), BM25Baseline().score(dated))
+    assert not np.allclose(plain.score(conv), on_dated.score(conv))
+
+
+def test_fused_system_is_rank_fusion_of_its_parts(embedder):
+    conv = _chat()
+    minilm, bm25, fused = build_systems(["minilm", "bm25", "minilm+bm25"], embedder=embedder)
+    assert fused.name == "minilm+bm25"
+    dense, lexical = minilm.score(conv), bm25.score(conv)
+    assert minilm.score(conv) is dense  # a system listed alone and inside a fusion runs once per conversation
+    got = fused.score(conv)
+    for q in range(len(conv.questions)):
+        expected = reciprocal_rank_fusion([top_ranked(dense[q]), top_ranked(lexical[q], positive=True)])
+        assert {i: got[q, i] for i in np.flatnonzero(got[q])} == pytest.approx(expected)
+    assert relabel("evo-query-no-memory-dated+bm25", "mine") == "mine-query-no-memory-dated+bm25"
+    with pytest.raises(ValueError, match="unknown system"):
+        build_systems(["minilm+tfidf"])
+    with pytest.raises(ValueError, match="listed twice"):
+        build_systems(["bm25", "bm25"])
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +127,7 @@ def test_evaluate_samples(minilm_model):
 
 
 def test_report_and_plots(tmp_path):
-    result = evaluate([_chat()], [BM25Baseline(), BM25Baseline(dated=True)], benchmark="tiny", progress=False)
+    result = evaluate([_chat()], build_systems(["bm25", "bm25-dated"]), benchmark="tiny", progress=False)
     paths = write_report(result, tmp_path)
     names = sorted(p.name for p in paths)
     assert names == ["categories.png", "results.json", "results.md", "temporal.png"]

@@ -115,3 +115,18 @@ def test_vector_store_can_read_queries_without_memory(model):
     vectors = dict(zip(["t0", "t1", "t2"], store.store.vectors(["t0", "t1", "t2"])))
     for doc, score in hits:
         assert score == pytest.approx(float(vectors[doc.id] @ query), abs=1e-5)
+
+
+def test_vector_store_hybrid_search_and_relevance(model, tmp_path):
+    store = EvoVectorStore(model, hybrid=True)
+    store.add_texts(TURNS, ids=["t0", "t1", "t2"])
+    hybrid = store.similarity_search_with_score("Where does Ana live now?", k=3)
+    expected = store.store.search("Where does Ana live now?", k=3)
+    assert [(d.id, s) for d, s in hybrid] == [(h.id, h.score) for h in expected]
+    relevance = store.similarity_search_with_relevance_scores("Where does Ana live now?", k=3)
+    assert all(0 < r <= 1 for _, r in relevance)
+    assert relevance[0][1] == pytest.approx(hybrid[0][1] * 61 / 2)
+    store.save_local(tmp_path / "h")
+    loaded = EvoVectorStore.load_local(tmp_path / "h", EvoEmbeddings(model), hybrid=True, allow_dangerous_deserialization=True)
+    assert [d.id for d in loaded.similarity_search("Where does Ana live now?", k=3)] == [d.id for d, _ in hybrid]
+    assert not EvoVectorStore.load_local(tmp_path / "h", EvoEmbeddings(model)).store.hybrid

@@ -114,6 +114,16 @@ def test_mmr_returns_relevant_then_diverse(store):
         query(store, "Mia", mode=VectorStoreQueryMode.SVM)
 
 
+def test_hybrid_mode_fuses_with_bm25(store):
+    result = query(store, "Which animal is Pixel?", k=3, mode=VectorStoreQueryMode.HYBRID, filters=MetadataFilters(
+        filters=[MetadataFilter(key="topic", value="pets")]))
+    expected = store.store.search("Which animal is Pixel?", k=3, hybrid=True, filter={"topic": "pets"})
+    assert ids(result) == [h.id for h in expected] and ids(result)[0] == "m1"  # "Pixel" only in m1
+    assert result.similarities == [h.score for h in expected]
+    with pytest.raises(ValueError, match="need query_str"):
+        store.query(VectorStoreQuery(query_embedding=[0.1] * 384, mode=VectorStoreQueryMode.HYBRID))
+
+
 def test_delete_by_document_delete_nodes_get_nodes_clear(store):
     store.delete("tom")
     assert [n.node_id for n in store.get_nodes()] == ["m1", "m2"] and "tom" not in store.store.streams()

@@ -332,3 +332,34 @@ def test_concurrent_adds_and_searches_lose_nothing(model):
         t.join()
     assert not errors and len(store) == 12
     assert sorted(len(store.stream(s)) for s in store.streams()) == [6, 6]
+
+
+def test_hybrid_search_fuses_vector_and_bm25_rankings(store, model, saved):
+    from rank_bm25 import BM25Okapi
+
+    from evoembedding_core.lexical import lexical_tokens, reciprocal_rank_fusion
+
+    query = "Who plays the cello?"
+    dense = [h.id for h in store.search(query, k=100)]
+    hits = store.search(query, k=6, hybrid=True)
+    # BM25 with the word statistics of all the store's texts; only texts sharing a word with the query
+    scores = BM25Okapi([lexical_tokens(t) for t in ANA + BOB]).get_scores(lexical_tokens(query))
+    ids = ["a0", "a1", "a2", "b0", "b1", "b2"]
+    lexical_ids = [ids[i] for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
+    assert lexical_ids and lexical_ids[0] == "b2"  # "cello" is Bob's third text
+    expected = reciprocal_rank_fusion([dense, lexical_ids])
+    assert [(h.id, h.score) for h in hits] == [(i, pytest.approx(s)) for i, s in expected.items()]
+    assert hits[0].id == "b2"
+    # a hybrid store does the same by default; its BM25 index follows adds and deletes
+    hybrid = EvoStore.load(saved, model, hybrid=True)
+    assert [h.id for h in hybrid.search(query, k=6)] == [h.id for h in hits]
+    assert [h.id for h in hybrid.search(query, k=6, hybrid=False)] == dense[:6]
+    hybrid.delete(["b2"])
+    hybrid.add(["Cid: my cello teacher is strict."], stream_id="cid", ids=["c0"])
+    found = [h.id for h in hybrid.search(query, k=10)]
+    assert "b2" not in found and "c0" in found
+    assert [h.id for h in hybrid.search(query, k=10, filter={"tag": "pet"})] == ["b1"]  # both rankings filtered
+    with pytest.raises(TypeError, match="hybrid"):
+        EvoStore(model, hybrid=1)
+    with pytest.raises(TypeError, match="hybrid"):
+        hybrid.search(query, hybrid="yes")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .systems import SYSTEMS
+from .systems import SYSTEMS, check_system_names
 
 EPILOG = """examples:
   evoembedding eval --data realtalk --out runs/realtalk
@@ -18,9 +18,10 @@ EPILOG = """examples:
 
 def _systems(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SYSTEMS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}")
+    try:
+        check_system_names(names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return names
 
 
@@ -60,13 +61,14 @@ def register(subparsers) -> None:
     parser.add_argument("--model", default="default", help="model directory or 'default' (the shipped model)")
     parser.add_argument(
         "--systems", type=_systems, default=list(SYSTEMS),
-        help=f"comma-separated systems to compare (default: all: {','.join(SYSTEMS)})",
+        help=f"comma-separated systems to compare (default: {','.join(SYSTEMS)}); a name + '-dated' runs on "
+        "dated turns, names joined by '+' are fused by reciprocal rank (e.g. evo-query-no-memory-dated+bm25-dated)",
     )
     parser.add_argument("--limit", type=_positive, default=None, help="first N conversations (LongMemEval: questions)")
     parser.add_argument("--shard", type=_shard, default=None, metavar="K/N",
                         help="only conversations K, K+N, K+2N, ... (1-based): run N shards in parallel, then --merge")
     parser.add_argument("--label", default=None,
-                        help="name the model's rows LABEL, LABEL-query-no-memory, LABEL-zero-memory instead of evo... "
+                        help="name the model's rows LABEL, LABEL-query-no-memory, ... instead of evo... "
                         "(to --merge runs of several models into one table)")
     parser.add_argument("--merge", nargs="+", metavar="DIR", default=None,
                         help="instead of running: combine the results.json of shards or of runs of other systems")
@@ -127,11 +129,12 @@ def _run(args: argparse.Namespace) -> dict:
 
     systems = build_systems(args.systems, model=load_model)
     result = evaluate(conversations, systems, benchmark=name, progress=not args.quiet)
-    result["model"] = args.model if any(s.startswith("evo") for s in args.systems) else None
+    result["model"] = args.model if any("evo" in s for s in args.systems) else None
     result["limit"] = args.limit
     if args.label:
         from .runner import rename_system
+        from .systems import relabel
 
-        for name in [n for n in ("evo", "evo-query-no-memory", "evo-zero-memory") if n in result["systems"]]:
-            rename_system(result, name, args.label + name[3:])
+        for name in [n for n in result["systems"] if relabel(n, args.label) != n]:
+            rename_system(result, name, relabel(name, args.label))
     return result

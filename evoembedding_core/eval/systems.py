@@ -1,7 +1,9 @@
-"""The systems an evaluation compares: our model (with or without memory) and the static baselines."""
+"""The systems an evaluation compares: our model (with or without memory) and the static baselines,
+each optionally on dated turns (``-dated``) and fused with others by reciprocal rank (``a+b``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Protocol
 
@@ -9,13 +11,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..lexical import reciprocal_rank_fusion, top_ranked
 from ..model import EvoEmbeddingModel
 from ..recurrence import StreamState, represent_queries
 from ..static import StaticEmbedder
 from .baselines import BM25Baseline, DenseBaseline
 from .conversation import Conversation
 
+BASE_SYSTEMS = ("evo", "evo-query-no-memory", "evo-zero-memory", "minilm", "bm25")
+DATED = "-dated"
 SYSTEMS = ("evo", "evo-query-no-memory", "evo-zero-memory", "minilm", "minilm-dated", "bm25", "bm25-dated")
+"""The default comparison. Any base system (:data:`BASE_SYSTEMS`) also runs on dated turns (name +
+``-dated``), and systems joined by ``+`` are fused (e.g. ``evo-query-no-memory-dated+bm25-dated``)."""
 STREAM_BLOCK = 64
 """Segments handed to ``EvoStream.add`` per call (results do not depend on it: chunking is split-invariant)."""
 
@@ -54,7 +61,8 @@ class EvoSystem:
             turns = self._encode_empty([s.text for s in conversation.candidates], query=False, progress=progress)
             return self._encode_empty(questions, query=True) @ turns.T
         if conversation.name not in self.streamed:
-            self.streamed.clear()  # only the conversation in progress is kept
+            while len(self.streamed) >= 2:  # keep only the conversation in progress, plain and dated
+                del self.streamed[next(iter(self.streamed))]
             self.streamed[conversation.name] = self._stream(conversation, progress)
         stream, turns = self.streamed[conversation.name]
         return stream.encode_queries(questions, memory=self.query_memory) @ turns.T
@@ -83,6 +91,84 @@ class EvoSystem:
         return out
 
 
+def dated_conversation(conversation: Conversation) -> Conversation:
+    """The conversation with every turn's text prefixed by its session date: ``"[29.12.2023] Emi: ..."``
+    (headers and questions unchanged)."""
+    segments = [
+        dataclasses.replace(s, text=f"[{s.date}] {s.text}") if s.kind == "turn" and s.date else s
+        for s in conversation.segments
+    ]
+    return dataclasses.replace(conversation, name=conversation.name + DATED, segments=segments)
+
+
+class DatedSystem:
+    """A system run on :func:`dated_conversation` (the "date every turn" trick)."""
+
+    def __init__(self, system: RetrievalSystem) -> None:
+        self.system, self.name = system, system.name + DATED
+        self.lexical = getattr(system, "lexical", False)
+
+    def score(self, conversation: Conversation, progress: bool = False) -> np.ndarray:
+        return self.system.score(dated_conversation(conversation), progress=progress)
+
+
+class FusedSystem:
+    """Reciprocal rank fusion (:func:`~evoembedding_core.lexical.reciprocal_rank_fusion`) of the
+    top :data:`~evoembedding_core.lexical.FUSION_DEPTH` of each system's ranking, as
+    ``EvoStore(hybrid=True)`` fuses dense and BM25 results. Turns in no ranking score 0."""
+
+    def __init__(self, systems: list[RetrievalSystem]) -> None:
+        self.systems, self.name = systems, "+".join(s.name for s in systems)
+
+    def score(self, conversation: Conversation, progress: bool = False) -> np.ndarray:
+        rows = [s.score(conversation, progress=progress) for s in self.systems]
+        out = np.zeros(rows[0].shape)
+        for q in range(out.shape[0]):
+            rankings = [top_ranked(r[q], positive=getattr(s, "lexical", False)) for s, r in zip(self.systems, rows)]
+            for candidate, fused in reciprocal_rank_fusion(rankings).items():
+                out[q, candidate] = fused
+        return out
+
+
+class _LastScores:
+    """A system that remembers its scores of the last conversation, so that a system listed alone
+    and inside a fusion is run once."""
+
+    def __init__(self, system: RetrievalSystem) -> None:
+        self.system, self.name, self.lexical = system, system.name, getattr(system, "lexical", False)
+        self._last: tuple[str, np.ndarray] | None = None
+
+    def score(self, conversation: Conversation, progress: bool = False) -> np.ndarray:
+        if self._last is None or self._last[0] != conversation.name:
+            self._last = (conversation.name, self.system.score(conversation, progress=progress))
+        return self._last[1]
+
+
+def _parts(name: str) -> list[str]:
+    return name.split("+")
+
+
+def _base(part: str) -> str:
+    return part[: -len(DATED)] if part.endswith(DATED) else part
+
+
+def check_system_names(names: list[str] | tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming any unknown or repeated system."""
+    unknown = [n for n in names if any(_base(p) not in BASE_SYSTEMS for p in _parts(n))]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown system(s) {unknown}; choose from {', '.join(BASE_SYSTEMS)}, each optionally with "
+            f"'{DATED}', joined by '+' to fuse"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"systems listed twice: {list(names)}")
+
+
+def relabel(name: str, label: str) -> str:
+    """``name`` with each of its parts that names our model starting with ``label`` instead of ``evo``."""
+    return "+".join(label + p[3:] if p.startswith("evo") else p for p in _parts(name))
+
+
 def build_systems(
     names: list[str] | tuple[str, ...],
     model: EvoEmbeddingModel | Callable[[], EvoEmbeddingModel] | None = None,
@@ -90,16 +176,13 @@ def build_systems(
 ) -> list[RetrievalSystem]:
     """Systems by name (see :data:`SYSTEMS`). ``model`` may be a model or a function that loads one
     (called only when an ``evo`` system is asked for)."""
-    unknown = [n for n in names if n not in SYSTEMS]
-    if unknown or not names:
-        raise ValueError(f"unknown system(s) {unknown}; choose from {', '.join(SYSTEMS)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"systems listed twice: {list(names)}")
-    if any(n.startswith("evo") for n in names):
+    check_system_names(names)
+    parts = [p for n in names for p in _parts(n)]
+    if any(p.startswith("evo") for p in parts):
         if model is None:
             raise ValueError("the evo systems need a model")
         model = model() if callable(model) and not isinstance(model, EvoEmbeddingModel) else model
-    if embedder is None and any(n.startswith("minilm") for n in names):
+    if embedder is None and any(p.startswith("minilm") for p in parts):
         embedder = StaticEmbedder()
     streamed: dict = {}
     factories = {
@@ -107,8 +190,14 @@ def build_systems(
         "evo-query-no-memory": lambda: EvoSystem(model, query_memory=False, streamed=streamed),
         "evo-zero-memory": lambda: EvoSystem(model, zero_memory=True),
         "minilm": lambda: DenseBaseline(embedder),
-        "minilm-dated": lambda: DenseBaseline(embedder, dated=True),
         "bm25": lambda: BM25Baseline(),
-        "bm25-dated": lambda: BM25Baseline(dated=True),
     }
-    return [factories[n]() for n in names]
+    built: dict[str, RetrievalSystem] = {}
+
+    def system(part: str) -> RetrievalSystem:
+        if part not in built:
+            base = factories[_base(part)]()
+            built[part] = _LastScores(DatedSystem(base) if part.endswith(DATED) else base)
+        return built[part]
+
+    return [system(n) if "+" not in n else FusedSystem([system(p) for p in _parts(n)]) for n in names]
