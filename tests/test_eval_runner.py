@@ -188,6 +188,12 @@ def test_shards_and_runs_merge_into_the_single_run_result(tmp_path, monkeypatch,
     for name in ("bm25", "bm25-dated"):
         for part in ("overall", "by_category", "temporal"):
             assert merged["systems"][name][part] == whole["systems"][name][part]
+    from evoembedding_core.eval.runner import merge_results, rename_system
+
+    merged["model"] = ["a", "b"]  # a merged result lists its models; merging it again keeps them
+    assert merge_results([merged])["model"] == ["a", "b"]
+    other = rename_system({**whole, "model": "c"}, "bm25", "bm25-c")
+    assert merge_results([merged, rename_system(other, "bm25-dated", "bm25-dated-c")])["model"] == ["a", "b", "c"]
     with pytest.raises(SystemExit, match="lack ranks"):  # one shard of bm25 only, joined with a whole run
         main(["eval", "--merge", parts[0], parts[2], "--out", str(tmp_path / "bad")])
     with pytest.raises(SystemExit, match="run twice"):

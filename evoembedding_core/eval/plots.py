@@ -19,10 +19,13 @@ def _pyplot():
 
 
 def _grouped_bars(ax, groups: list[str], series: dict[str, list[float]]) -> None:
+    from matplotlib import colormaps
+
     width = 0.8 / max(1, len(series))
     x = np.arange(len(groups))
+    colors = colormaps["tab10" if len(series) <= 10 else "tab20"]  # every series its own colour (up to 20)
     for i, (label, values) in enumerate(series.items()):
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label)
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=label, color=colors(i % colors.N))
     ax.set_xticks(x, groups)
 
 
@@ -55,7 +58,8 @@ def plot_temporal(result: dict, path: str | Path) -> Path | None:
     if not directions:
         return None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(directions), figsize=(5 * len(directions), 4), squeeze=False)
+    width = max(5.0, 0.5 * len(systems) + 1)
+    fig, axes = plt.subplots(1, len(directions), figsize=(width * len(directions), 4.5), squeeze=False)
     for ax, direction in zip(axes[0], directions):
         names = [n for n, s in systems.items() if direction in s["temporal"]]
         stats = [systems[n]["temporal"][direction] for n in names]
@@ -64,7 +68,9 @@ def plot_temporal(result: dict, path: str | Path) -> Path | None:
             "last event": [t["median_rank_last_event"] for t in stats],
         }
         _grouped_bars(ax, names, series)
-        ax.tick_params(axis="x", rotation=30)
+        ax.tick_params(axis="x", rotation=30, labelsize=7)
+        for label in ax.get_xticklabels():
+            label.set_horizontalalignment("right")
         ax.set_ylabel("median rank (lower = better)")
         ax.set_title(f'"{direction}" questions (n={stats[0]["n"]})')
         ax.legend(fontsize=8)

@@ -128,7 +128,10 @@ def merge_results(results: list[dict]) -> dict:
     first = next(iter(seconds))
     corpus = {k: sum(r[k] for r in results if first in r["systems"]) for k in CORPUS_KEYS}
     merged = _result(benchmarks.pop(), corpus, list(records.values()), dict(seconds))
-    models = {r.get("model") for r in results} - {None}
+    models = set()
+    for r in results:  # one model, several (a merged result lists them), or None (static systems only)
+        models.update(r["model"] if isinstance(r.get("model"), list) else [r.get("model")])
+    models.discard(None)
     merged["model"] = models.pop() if len(models) == 1 else sorted(models) or None
     return merged
 
