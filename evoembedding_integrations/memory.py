@@ -16,7 +16,7 @@ Design decisions:
   No LLM extracts facts: what you add is what is stored (mem0's ``infer=False``).
 * **Results** are plain dicts with mem0's field names: ``id``, ``memory``, ``user_id``,
   ``session_id``, ``role``, ``metadata``, ``created_at``, ``updated_at`` and, from ``search``,
-  ``score`` (cosine, higher is better). ``add`` returns the new ids.
+  ``score`` (cosine, higher is better; the fused score with ``hybrid=True``). ``add`` returns the new ids.
 * **Durability.** With a ``path``, every mutating call (``add``, ``update``, ``delete``,
   ``delete_all``, ``reset``) saves the store atomically before it returns (``autosave=True``), so an
   acknowledged change survives a crash; with ``autosave=False`` only :meth:`save` writes (faster for
@@ -95,13 +95,19 @@ def _user_metadata(metadata, what: str = "metadata") -> dict:
 class EvoAgentMemory:
     """Long-term memory for agents: add, search, get, update, delete (see the module docstring)."""
 
-    def __init__(self, path: str | os.PathLike | None = None, model=None, *, autosave: bool = True) -> None:
+    def __init__(
+        self, path: str | os.PathLike | None = None, model=None, *, autosave: bool = True,
+        query_memory: bool = True, hybrid: bool = False,
+    ) -> None:
+        """``query_memory`` and ``hybrid`` are :class:`EvoStore`'s (``query_memory=False, hybrid=True``
+        is the best setting measured for questions about a long history; README, "The shipped default model")."""
         self.path = Path(path) if path is not None else None
         self.autosave = bool(autosave)
+        options = dict(query_memory=query_memory, hybrid=hybrid)
         if self.path is not None and (self.path / MANIFEST).exists():
-            self.store = EvoStore.load(self.path, model)
+            self.store = EvoStore.load(self.path, model, **options)
         else:
-            self.store = EvoStore(model)
+            self.store = EvoStore(model, **options)
         self._lock = threading.RLock()
 
     def __len__(self) -> int:

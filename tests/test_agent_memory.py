@@ -134,3 +134,16 @@ def test_agent_memory_example_runs(minilm_model, capsys):
     transcript = example.main([], model=minilm_model)
     assert "Oslo" in transcript[0][2][0]["memory"] and "Lia" in transcript[1][2][0]["memory"]
     assert "scripted fake" in capsys.readouterr().out
+
+
+def test_store_options_reach_the_store(minilm_model, tmp_path):
+    memory = EvoAgentMemory(tmp_path / "m", model=minilm_model, query_memory=False, hybrid=True)
+    ids = memory.add(["I keep bees on my roof.", "My sister Ines plays the oboe."], user_id="ana")
+    assert (memory.store.query_memory, memory.store.hybrid) == (False, True)
+    hits = memory.search("Who plays the oboe?", user_id="ana", k=2)
+    expected = memory.store.search("Who plays the oboe?", k=2, stream_ids="ana")
+    assert [h["id"] for h in hits] == [h.id for h in expected] and hits[0]["id"] == ids[1]
+    reopened = EvoAgentMemory(tmp_path / "m", model=minilm_model, hybrid=True)
+    assert reopened.store.hybrid and reopened.store.query_memory and len(reopened) == 2
+    with pytest.raises(TypeError, match="hybrid"):
+        EvoAgentMemory(model=minilm_model, hybrid="yes")
