@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 
 import numpy as np
 
@@ -94,13 +94,13 @@ class LexicalIndex:
             self._idf = dict(zip(words, np.where(idf < 0, floor, idf).tolist()))
         return self._idf
 
-    def scores(self, query: str) -> dict[Hashable, float]:
-        """BM25 score of every text that shares a word with ``query`` (the others score 0), by key."""
-        if not self._total_length:
-            return {}
-        idf, mean_length = self._word_idf(), self._total_length / len(self._slots)
+    def _accumulate(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 score per slot, and which slots share a word with ``query``."""
         total = np.zeros(len(self._words))
         matched = np.zeros(len(self._words), dtype=bool)
+        if not self._total_length:
+            return total, matched
+        idf, mean_length = self._word_idf(), self._total_length / len(self._slots)
         for word in lexical_tokens(query):  # a repeated query word counts again, as in rank-bm25
             postings = self._postings.get(word)
             if not postings:
@@ -110,7 +110,20 @@ class LexicalIndex:
             norm = self.K1 * (1 - self.B + self.B * self._lengths[slots] / mean_length)
             total[slots] += idf[word] * (counts * (self.K1 + 1) / (counts + norm))
             matched[slots] = True
+        return total, matched
+
+    def scores(self, query: str) -> dict[Hashable, float]:
+        """BM25 score of every text that shares a word with ``query`` (the others score 0), by key."""
+        total, matched = self._accumulate(query)
         return {self._keys[slot]: float(total[slot]) for slot in np.flatnonzero(matched)}
+
+    def ranked(self, query: str) -> Iterator[tuple[Hashable, float]]:
+        """``(key, score)`` of the texts scoring above 0, best first (ties: the earlier added first),
+        produced lazily: take as many as needed."""
+        total, _ = self._accumulate(query)
+        slots = np.flatnonzero(total > 0)
+        for slot in slots[np.argsort(-total[slots], kind="stable")]:
+            yield self._keys[slot], float(total[slot])
 
     def score_array(self, query: str) -> np.ndarray:
         """:meth:`scores` as an array over keys ``0..n-1`` (an index built from a list of texts)."""

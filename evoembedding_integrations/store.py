@@ -375,7 +375,7 @@ class EvoStore:
         finished history, whose latest turns say nothing about the question.
 
         ``hybrid=True``: :meth:`search` fuses the vector ranking with a BM25 ranking of the texts
-        (reciprocal rank fusion of the best 100 of each); hits then carry the fused score."""
+        (reciprocal rank fusion of the best max(k, 100) of each); hits then carry the fused score."""
         for name, value in (("query_memory", query_memory), ("hybrid", hybrid)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
@@ -659,25 +659,27 @@ class EvoStore:
             queries = self._query_vectors(query, sids)
             if not (self.hybrid if hybrid is None else hybrid):
                 return self._search(queries, sids, k, predicate)
-            dense = [h.id for h in self._search(queries, sids, FUSION_DEPTH, predicate)]
-            fused = reciprocal_rank_fusion([dense, self._lexical_search(query, sids, predicate)])
+            depth = max(k, FUSION_DEPTH)
+            dense = [h.id for h in self._search(queries, sids, depth, predicate)]
+            fused = reciprocal_rank_fusion([dense, self._lexical_search(query, sids, predicate, depth)])
             return [self._record(id_, score) for id_, score in list(fused.items())[:k]]
 
-    def _lexical_search(self, query: str, sids: list[str], predicate) -> list[str]:
-        """Ids of the :data:`FUSION_DEPTH` entries of the streams with the highest BM25 scores (above 0;
-        word statistics of the whole store), best first."""
+    def _lexical_search(self, query: str, sids: list[str], predicate, depth: int) -> list[str]:
+        """Ids of the ``depth`` entries of the streams with the highest BM25 scores (above 0; word
+        statistics of the whole store; ties: the earlier added first), best first."""
         if self._lexical is None:
             entries = list(self._entries.values())
             self._lexical = LexicalIndex()
             self._lexical.add([e.label for e in entries], [e.text for e in entries])
-        order = {sid: n for n, sid in enumerate(sids)}
-        found = []
-        for label, score in self._lexical.scores(query).items():
+        wanted, found = set(sids), []
+        for label, _ in self._lexical.ranked(query):
             id_ = self._ids_by_label[label]
             entry = self._entries[id_]
-            if score > 0 and entry.stream_id in order and (predicate is None or predicate(entry.metadata)):
-                found.append((-score, order[entry.stream_id], entry.position, id_))
-        return [id_ for *_, id_ in sorted(found)[:FUSION_DEPTH]]
+            if entry.stream_id in wanted and (predicate is None or predicate(entry.metadata)):
+                found.append(id_)
+                if len(found) == depth:
+                    break
+        return found
 
     def search_by_vector(self, vector, *, k: int = 4, stream_ids=None, filter=None) -> list[Hit]:
         """The ``k`` best entries for a given query vector (normalised here), searched in every chosen stream."""

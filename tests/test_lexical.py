@@ -33,6 +33,9 @@ def test_scores_equal_rank_bm25_and_follow_adds_and_removals():
         query = " ".join(words)
         np.testing.assert_allclose(index.score_array(query), _reference(texts, query), rtol=1e-9, atol=1e-12)
         assert all(v != 0 for v in index.scores(query).values())  # only texts sharing a word are listed
+        reference = _reference(texts, query)
+        expected = [(int(i), pytest.approx(reference[i])) for i in np.argsort(-reference, kind="stable") if reference[i] > 0]
+        assert list(index.ranked(query)) == expected
     removed = list(range(0, len(texts), 3))
     index.remove(removed + [10_000])  # unknown keys are ignored
     kept = [i for i in range(len(texts)) if i not in removed]
