@@ -16,6 +16,7 @@ import torch
 
 RESULTS_DIR = Path(__file__).parent / "results"
 MIN_TOKENS, MAX_TOKENS = 10, 120
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 def chat_turns(n: int, tokenizer, *, seed: int = 0, min_tokens: int = MIN_TOKENS, max_tokens: int = MAX_TOKENS) -> list[str]:
@@ -56,8 +57,12 @@ def parse_args(parser) -> "argparse.Namespace":
                         help="torch (and FAISS) threads; default: torch's choice. On a CPU shared with "
                              "other jobs, 1 avoids threads waiting on each other (see the README's Performance)")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
+                        help="backbone dtype of every model in the run; bfloat16 is much faster on CPUs with "
+                             "AMX / AVX512-BF16 (README, Performance)")
     args = parser.parse_args()
     apply_threads(args.threads)
+    args.torch_dtype = DTYPES[args.dtype]
     return args
 
 
@@ -104,7 +109,7 @@ def write_results(name: str, result: dict, out: Path | None = None) -> Path:
     """Write ``result`` (with the machine facts) as ``benchmarks/results/<name>.json``; returns the path."""
     path = out or RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **result}, indent=2) + "\n")
+    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **result}, indent=2, default=str) + "\n")
     print(f"wrote {path}")
     return path
 

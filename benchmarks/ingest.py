@@ -42,8 +42,8 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also profile one EvoEmbedding pass")
     args = parse_args(parser)
 
-    model = EvoEmbeddingModel.default(device="cpu")
-    static = StaticEmbedder(device="cpu")
+    model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
+    static = StaticEmbedder(device="cpu", dtype=args.torch_dtype)
     turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)
     tokens = [len(t) for t in model.tokenize(turns)]
 

@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--call-size", type=int, default=100)
     args = parse_args(parser)
 
-    model = EvoEmbeddingModel.default(device="cpu")
+    model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
     turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)
     stream = model.stream()
     stream.add(turns[: args.call_size])  # warm-up: thread pools, allocator, merged adapter weights

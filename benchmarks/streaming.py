@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--rebuild-sizes", type=int, nargs="*", default=[100, 1000])
     args = parse_args(parser)
 
-    model = EvoEmbeddingModel.default(device="cpu")
+    model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
     need = max([args.real_turns, *args.rebuild_sizes]) + args.repeats
     turns = chat_turns(need, model.tokenizer, seed=args.seed)
     history, new_turns = turns[: need - args.repeats], turns[need - args.repeats :]

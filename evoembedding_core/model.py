@@ -358,11 +358,12 @@ class EvoEmbeddingModel(nn.Module):
                         layer.forward = forward
 
     def _merged_weights(self, name: str) -> list[torch.Tensor] | None:
-        """Per LoRA layer, its base weight with adapter ``name`` merged in; ``None`` when merging is
-        not exact or not allowed (autograd on, dropout active, non-float32 or non-plain-LoRA layers)."""
+        """Per LoRA layer, its base weight with adapter ``name`` merged in (summed in float32, stored
+        in the layer's dtype); ``None`` when merging is not exact or not allowed (autograd on,
+        dropout active, non-plain-LoRA layers)."""
         if torch.is_grad_enabled() or self.training or not self._lora_layers:
             return None
-        if not all(_plain_float32_lora(layer, name) for layer in self._lora_layers):
+        if not all(_plain_lora(layer, name) for layer in self._lora_layers):
             return None
         key = tuple(
             (t.data_ptr(), t._version)
@@ -372,7 +373,7 @@ class EvoEmbeddingModel(nn.Module):
         cached = self._merged_cache.get(name)
         if cached is None or cached[0] != key:
             with torch.no_grad():
-                weights = [layer.base_layer.weight + layer.get_delta_weight(name) for layer in self._lora_layers]
+                weights = [_merged_weight(layer, name) for layer in self._lora_layers]
             cached = self._merged_cache[name] = (key, weights)
         return cached[1]
 
@@ -472,17 +473,28 @@ def _is_trainable_name(name: str) -> bool:
     return "lora_" in name or name.split(".")[0] in {"memory_queries", "latent_to_mem", "mem_to_latent", "mem_to_emb"}
 
 
-def _plain_float32_lora(layer: nn.Module, name: str) -> bool:
-    """A vanilla LoRA ``Linear`` over a float32 ``nn.Linear``: merging it changes only float rounding."""
+_FLOATS = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _plain_lora(layer: nn.Module, name: str) -> bool:
+    """A vanilla LoRA ``Linear`` over a float ``nn.Linear``: merging it changes only float rounding
+    (in float32; over a bfloat16/float16 backbone, one rounding of the summed weight)."""
     return (
         isinstance(layer, LoraLinear)
         and isinstance(layer.base_layer, nn.Linear)
         and name in layer.lora_A
         and name not in layer.lora_variant
         and not layer.fan_in_fan_out
-        and layer.base_layer.weight.dtype == torch.float32
-        and layer.lora_A[name].weight.dtype == torch.float32
+        and layer.base_layer.weight.dtype in _FLOATS
+        and layer.lora_A[name].weight.dtype in _FLOATS  # peft keeps adapters in float32 over a bf16 base
     )
+
+
+def _merged_weight(layer: LoraLinear, name: str) -> torch.Tensor:
+    """``W + B A * scaling`` of one LoRA layer, summed in float32, in the base weight's dtype."""
+    base = layer.base_layer.weight
+    delta = (layer.lora_B[name].weight.float() @ layer.lora_A[name].weight.float()) * layer.scaling[name]
+    return (base.float() + delta).to(base.dtype)
 
 
 def _transformer_body(model: nn.Module, kind: str) -> nn.Module:

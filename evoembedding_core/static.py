@@ -28,10 +28,12 @@ class StaticEmbedder:
         batch_size: int = 64,
         max_tokens: int = 256,
         device: torch.device | str | None = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> None:
+        """``dtype=torch.bfloat16`` computes in bf16 (faster on CPUs with AMX / AVX512-BF16); vectors stay float32."""
         if batch_size < 1 or max_tokens < 2:
             raise ValueError(f"batch_size must be >= 1 and max_tokens >= 2, got {batch_size}, {max_tokens}")
-        loaded = load_backbone(backbone, device=device, dtype=torch.float32)
+        loaded = load_backbone(backbone, device=device, dtype=dtype)
         if loaded.kind != "encoder":
             raise ValueError(f"StaticEmbedder needs an encoder backbone; {backbone!r} is {loaded.kind}")
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
@@ -57,5 +59,5 @@ class StaticEmbedder:
                 hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1)
-            out[batch] = F.normalize(pooled, dim=-1).cpu().numpy()
+            out[batch] = F.normalize(pooled.float(), dim=-1).cpu().numpy()
         return out

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from evoembedding_core import EvoEmbeddingConfig, EvoEmbeddingModel
 from evoembedding_core.recurrence import StreamState, advance, length_batches
@@ -116,6 +117,25 @@ def test_merged_adapters_match_unmerged_lora_and_follow_weight_changes(adapted_m
     reference, _ = model._encode_rows("memory", memories, ids, with_queries=False)
     assert (after - before).abs().max() > 1e-2, "the merged-weight cache saw the change"
     torch.testing.assert_close(before, reference.detach(), atol=1e-4, rtol=1e-5)
+
+
+def test_bfloat16_backbone_runs_merged_and_stays_close_to_float32():
+    """A bf16 backbone (fast on CPUs with AMX / AVX512-BF16) merges its float32 adapters too, and its
+    vectors stay within bf16 rounding of the float32 model's (the shipped weights, real text)."""
+    f32 = EvoEmbeddingModel.default()
+    b16 = EvoEmbeddingModel.default(dtype=torch.bfloat16)
+    assert b16.backbone_dtype == torch.bfloat16 and b16.dtype == torch.float32
+    with torch.no_grad():
+        assert b16._merged_weights("retriever") is not None
+        ids = b16.tokenize(["Ana: I moved to Oslo last spring.", "Bob: nice!"])
+        memories = [torch.randn(8, b16.hidden_size, generator=torch.Generator().manual_seed(1))] * 2
+        merged, _ = b16._encode_rows("retriever", memories, ids, with_queries=False)
+    unmerged, _ = b16._encode_rows("retriever", memories, ids, with_queries=False)  # autograd on: peft's LoRA
+    assert F.cosine_similarity(merged.float(), unmerged.detach().float(), dim=-1).min() > 0.999
+    turns = ["Ana: I grew up in Porto.", "Bob: Do you still live there?", "Ana: No, last spring I moved to Oslo."]
+    a, b = f32.stream(), b16.stream()
+    cosines = (a.add(turns) * b.add(turns)).sum(1).tolist() + [float(a.encode_query("Where?") @ b.encode_query("Where?"))]
+    assert min(cosines) > 0.999
 
 
 def test_length_batches_cover_every_row_once_and_cut_padding():
