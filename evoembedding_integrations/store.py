@@ -79,7 +79,6 @@ from safetensors.numpy import save as save_arrays
 
 from evoembedding_core import EvoEmbeddingModel, EvoStream
 from evoembedding_core.lexical import FUSION_DEPTH, LexicalIndex, reciprocal_rank_fusion
-from evoembedding_core.recurrence import StreamState, represent_queries
 from evoembedding_core.stream import validate_texts
 
 DEFAULT_STREAM = "default"
@@ -626,11 +625,11 @@ class EvoStore:
         """One query vector per stream: (S, d). EvoEmbedding mode encodes all streams in one batch."""
         if self.model is None:
             return np.repeat(self._plain_query(query)[None], len(stream_ids), axis=0)
+        if not self.query_memory:  # one vector, over an empty memory, serves every stream
+            with model_lock(self.model):
+                vector = EvoStream(self.model).encode_query(query)
+            return np.repeat(vector[None], len(stream_ids), axis=0)
         tokens = self.model.tokenize([query], query=True)
-        if not self.query_memory:  # one vector serves every stream
-            with model_lock(self.model), torch.inference_mode():
-                vector = represent_queries(self.model, StreamState.empty(self.model), tokens).cpu().numpy()
-            return np.repeat(vector, len(stream_ids), axis=0).astype(np.float32)
         memories = [self._streams[s].memory.state.memory for s in stream_ids]
         out = []
         with model_lock(self.model), torch.inference_mode():

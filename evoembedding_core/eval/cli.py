@@ -115,7 +115,7 @@ def _run(args: argparse.Namespace) -> dict:
     from ..model import EvoEmbeddingModel
     from .loaders import load_benchmark
     from .runner import evaluate
-    from .systems import build_systems
+    from .systems import build_systems, uses_model
 
     name, conversations = load_benchmark(args.data, args.limit)
     if args.shard:
@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> dict:
 
     systems = build_systems(args.systems, model=load_model)
     result = evaluate(conversations, systems, benchmark=name, progress=not args.quiet)
-    result["model"] = args.model if any("evo" in s for s in args.systems) else None
+    result["model"] = args.model if uses_model(args.systems) else None
     result["limit"] = args.limit
     if args.label:
         from .runner import rename_system

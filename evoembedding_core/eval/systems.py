@@ -164,6 +164,11 @@ def check_system_names(names: list[str] | tuple[str, ...]) -> None:
         raise ValueError(f"systems listed twice: {list(names)}")
 
 
+def uses_model(names: list[str] | tuple[str, ...]) -> bool:
+    """Whether any of the systems (or a part of a fused one) is our model."""
+    return any(p.startswith("evo") for n in names for p in _parts(n))
+
+
 def relabel(name: str, label: str) -> str:
     """``name`` with each of its parts that names our model starting with ``label`` instead of ``evo``."""
     return "+".join(label + p[3:] if p.startswith("evo") else p for p in _parts(name))
@@ -178,7 +183,7 @@ def build_systems(
     (called only when an ``evo`` system is asked for)."""
     check_system_names(names)
     parts = [p for n in names for p in _parts(n)]
-    if any(p.startswith("evo") for p in parts):
+    if uses_model(names):
         if model is None:
             raise ValueError("the evo systems need a model")
         model = model() if callable(model) and not isinstance(model, EvoEmbeddingModel) else model
