@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-
 import json
 import math
 import os
@@ -19,7 +18,9 @@ MIN_TOKENS, MAX_TOKENS = 10, 120
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
-def chat_turns(n: int, tokenizer, *, seed: int = 0, min_tokens: int = MIN_TOKENS, max_tokens: int = MAX_TOKENS) -> list[str]:
+def chat_turns(
+    n: int, tokenizer, *, seed: int = 0, min_tokens: int = MIN_TOKENS, max_tokens: int = MAX_TOKENS
+) -> list[str]:
     """``n`` chat turns of realistic, varied length (``min_tokens``..``max_tokens`` backbone tokens).
 
     Synthetic conversations (``evoembedding_core.training.synth``, seeded) are read in order; each
@@ -53,13 +54,21 @@ def _draw(rng: random.Random, low: int, high: int) -> int:
 def parse_args(parser) -> "argparse.Namespace":
     """Add the options every benchmark shares (--seed, --threads, --out), parse, apply --threads."""
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch (and FAISS) threads; default: torch's choice. On a CPU shared with "
-                             "other jobs, 1 avoids threads waiting on each other (see the README's Performance)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch (and FAISS) threads; default: torch's choice. On a CPU shared with "
+        "other jobs, 1 avoids threads waiting on each other (see the README's Performance)",
+    )
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
-                        help="backbone dtype of every model in the run; bfloat16 is much faster on CPUs with "
-                             "AMX / AVX512-BF16 (README, Performance)")
+    parser.add_argument(
+        "--dtype",
+        choices=sorted(DTYPES),
+        default="float32",
+        help="backbone dtype of every model in the run; bfloat16 is much faster on CPUs with "
+        "AMX / AVX512-BF16 (README, Performance)",
+    )
     args = parser.parse_args()
     apply_threads(args.threads)
     args.torch_dtype = DTYPES[args.dtype]
@@ -139,7 +148,11 @@ def profile_top_ops(fn, *args, top: int = 15) -> list[dict]:
     total = sum(e.self_cpu_time_total for e in events) or 1
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top))
     return [
-        {"op": e.key, "calls": e.count, "self_cpu_ms": round(e.self_cpu_time_total / 1000, 1),
-         "share": round(e.self_cpu_time_total / total, 3)}
+        {
+            "op": e.key,
+            "calls": e.count,
+            "self_cpu_ms": round(e.self_cpu_time_total / 1000, 1),
+            "share": round(e.self_cpu_time_total / total, 3),
+        }
         for e in events[:top]
     ]

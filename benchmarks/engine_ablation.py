@@ -23,8 +23,8 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from common import chat_turns, parse_args, print_table, timed, write_results
 
-from common import chat_turns, print_table, timed, write_results, parse_args
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.recurrence import plan_chunks
 from evoembedding_core.static import StaticEmbedder
@@ -98,13 +98,23 @@ def main() -> None:
     for name, (seconds, vectors) in runs.items():
         diff = None if name.startswith("static") else float(np.abs(vectors - reference).max())
         rows.append([name, seconds, len(turns) / seconds, seconds / static_s, "" if diff is None else f"{diff:.1e}"])
-        results.append({"system": name, "seconds": round(seconds, 3), "segments_per_s": round(len(turns) / seconds, 2),
-                        "cost_vs_static": round(seconds / static_s, 3), "max_abs_diff_vs_current": diff})
+        results.append(
+            {
+                "system": name,
+                "seconds": round(seconds, 3),
+                "segments_per_s": round(len(turns) / seconds, 2),
+                "cost_vs_static": round(seconds / static_s, 3),
+                "max_abs_diff_vs_current": diff,
+            }
+        )
     print_table(["system", "seconds", "segments/s", "cost vs static", "max |diff|"], rows)
     speedup = runs["before (unmerged, per-chunk)"][0] / runs["current"][0]
     print(f"current engine is {speedup:.2f}x faster than before on the same turns")
-    write_results("engine_ablation", {"args": vars(args) | {"out": str(args.out)}, "runs": results,
-                                      "speedup_vs_before": round(speedup, 3)}, args.out)
+    write_results(
+        "engine_ablation",
+        {"args": vars(args) | {"out": str(args.out)}, "runs": results, "speedup_vs_before": round(speedup, 3)},
+        args.out,
+    )
 
 
 if __name__ == "__main__":

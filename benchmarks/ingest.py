@@ -20,8 +20,8 @@ import statistics
 
 import numpy as np
 import torch
-
 from common import chat_turns, parse_args, print_table, profile_top_ops, timed, write_results
+
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.model import DEFAULT_MODEL_DIR, WEIGHTS_NAME
 from evoembedding_core.static import StaticEmbedder
@@ -64,15 +64,22 @@ def main() -> None:
         ["EvoEmbedding default (stream)", len(turns), evo_s, len(turns) / evo_s, ratio],
     ]
     print_table(["system", "turns", "seconds", "segments/s", "cost vs static"], rows)
-    print(f"turn tokens: mean {np.mean(tokens):.1f}, min {min(tokens)}, max {max(tokens)}; "
-          f"evo cost {ratio:.2f}x static (target <= {TARGET_RATIO}x: {'met' if ratio <= TARGET_RATIO else 'NOT met'})")
+    print(
+        f"turn tokens: mean {np.mean(tokens):.1f}, min {min(tokens)}, max {max(tokens)}; "
+        f"evo cost {ratio:.2f}x static (target <= {TARGET_RATIO}x: {'met' if ratio <= TARGET_RATIO else 'NOT met'})"
+    )
     result = {
         "args": vars(args) | {"out": str(args.out)},
         "turn_tokens": {"mean": round(float(np.mean(tokens)), 1), "min": min(tokens), "max": max(tokens)},
         "static": {"seconds": [round(s, 3) for s in static_times], "segments_per_s": round(len(turns) / static_s, 1)},
-        "evo": {"seconds": [round(s, 3) for s in evo_times], "segments_per_s": round(len(turns) / evo_s, 1),
-                "default_model_shipped": (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file()},
-        "ratio": round(ratio, 3), "target_ratio": TARGET_RATIO, "target_met": ratio <= TARGET_RATIO,
+        "evo": {
+            "seconds": [round(s, 3) for s in evo_times],
+            "segments_per_s": round(len(turns) / evo_s, 1),
+            "default_model_shipped": (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file(),
+        },
+        "ratio": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "target_met": ratio <= TARGET_RATIO,
         "first_turn_cosine_evo_vs_static": round(first_cos, 6),
     }
     if args.profile:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from common import chat_turns, parse_args, print_table, write_results
 from tqdm.auto import tqdm
 
-from common import chat_turns, print_table, write_results, parse_args
 from evoembedding_core import EvoEmbeddingModel
 
 MB = 1024 * 1024
@@ -73,23 +73,39 @@ def main() -> None:
     slope = np.polyfit([s["turns"] for s in later], [s["rss_mb"] * MB for s in later], 1)[0] if len(later) > 1 else 0.0
     kept_per_turn = kept / len(turns)
     step = max(1, len(samples) // 8)
-    print_table(["turns read", "RSS MB", "kept vectors+texts MB"],
-                [[s["turns"], s["rss_mb"], s["kept_mb"]] for s in samples[::step] + samples[-1:]])
+    print_table(
+        ["turns read", "RSS MB", "kept vectors+texts MB"],
+        [[s["turns"], s["rss_mb"], s["kept_mb"]] for s in samples[::step] + samples[-1:]],
+    )
     within = growth <= kept_growth * 1.5 + 16 * MB  # allocator slack: arenas grow in blocks
-    print(f"RSS after the first call {first['rss_mb']:.0f} MB (model loaded: {baseline / MB:.0f} MB); then grew "
-          f"{growth / MB:.1f} MB while {kept_growth / MB:.2f} MB more was kept ({'bounded' if within else 'GROWS'}); "
-          f"slope {slope:.0f} B/turn vs {kept_per_turn:.0f} B/turn kept; peak RSS {peak_rss_bytes() / MB:.0f} MB")
-    print(f"stream state: {tensor_bytes} bytes of tensors ({state['memory'].shape[0]} + {state['chunk_memory'].shape[0]} "
-          f"latents x {model.hidden_size}), {file_bytes} bytes saved")
-    write_results("memory", {
-        "args": vars(args) | {"out": str(args.out)},
-        "rss_baseline_mb": round(baseline / MB, 1), "rss_after_first_call_mb": first["rss_mb"],
-        "rss_growth_after_first_call_mb": round(growth / MB, 1), "kept_growth_after_first_call_mb": round(kept_growth / MB, 2),
-        "kept_mb": round(kept / MB, 2), "peak_rss_mb": round(peak_rss_bytes() / MB, 1),
-        "rss_slope_bytes_per_turn_after_first_call": round(float(slope), 1), "kept_bytes_per_turn": round(kept_per_turn, 1),
-        "growth_bounded_by_kept": bool(within),
-        "state_tensor_bytes": tensor_bytes, "state_file_bytes": file_bytes, "samples": samples,
-    }, args.out)
+    print(
+        f"RSS after the first call {first['rss_mb']:.0f} MB (model loaded: {baseline / MB:.0f} MB); then grew "
+        f"{growth / MB:.1f} MB while {kept_growth / MB:.2f} MB more was kept ({'bounded' if within else 'GROWS'}); "
+        f"slope {slope:.0f} B/turn vs {kept_per_turn:.0f} B/turn kept; peak RSS {peak_rss_bytes() / MB:.0f} MB"
+    )
+    print(
+        f"stream state: {tensor_bytes} bytes of tensors ({state['memory'].shape[0]} + {state['chunk_memory'].shape[0]} "
+        f"latents x {model.hidden_size}), {file_bytes} bytes saved"
+    )
+    write_results(
+        "memory",
+        {
+            "args": vars(args) | {"out": str(args.out)},
+            "rss_baseline_mb": round(baseline / MB, 1),
+            "rss_after_first_call_mb": first["rss_mb"],
+            "rss_growth_after_first_call_mb": round(growth / MB, 1),
+            "kept_growth_after_first_call_mb": round(kept_growth / MB, 2),
+            "kept_mb": round(kept / MB, 2),
+            "peak_rss_mb": round(peak_rss_bytes() / MB, 1),
+            "rss_slope_bytes_per_turn_after_first_call": round(float(slope), 1),
+            "kept_bytes_per_turn": round(kept_per_turn, 1),
+            "growth_bounded_by_kept": bool(within),
+            "state_tensor_bytes": tensor_bytes,
+            "state_file_bytes": file_bytes,
+            "samples": samples,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ import statistics
 
 import numpy as np
 import torch
-
 from common import chat_turns, parse_args, percentile, print_table, profile_top_ops, timed, write_results
+
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.training.synth import generate
 from evoembedding_integrations import EvoStore
@@ -117,30 +117,66 @@ def main() -> None:
                 if index == "hnsw" and mode != "hybrid":
                     exact = next(r for r in results if (r["size"], r["index"], r["mode"]) == (size, "flat", mode))
                     recall = float(np.mean([len(a & b) / len(a) for a, b in zip(exact["found"], found)]))
-                rows.append([size, index, mode, p50, p95, first_s, lexical_s, fill_s, "" if recall is None else f"{recall:.3f}"])
-                results.append({"size": size, "index": index, "mode": mode, "found": found,
-                                "search_ms_p50": round(p50, 2), "search_ms_p95": round(p95, 2),
-                                "first_search_s": round(first_s, 2), "bm25_build_s": round(lexical_s, 2),
-                                "fill_s": round(fill_s, 2), f"recall_at_{args.k}_vs_exact": None if recall is None else round(recall, 3),
-                                "target_met": p50 <= TARGET_P50_MS})
+                rows.append(
+                    [size, index, mode, p50, p95, first_s, lexical_s, fill_s, "" if recall is None else f"{recall:.3f}"]
+                )
+                results.append(
+                    {
+                        "size": size,
+                        "index": index,
+                        "mode": mode,
+                        "found": found,
+                        "search_ms_p50": round(p50, 2),
+                        "search_ms_p95": round(p95, 2),
+                        "first_search_s": round(first_s, 2),
+                        "bm25_build_s": round(lexical_s, 2),
+                        "fill_s": round(fill_s, 2),
+                        f"recall_at_{args.k}_vs_exact": None if recall is None else round(recall, 3),
+                        "target_met": p50 <= TARGET_P50_MS,
+                    }
+                )
             del store
     for r in results:
         del r["found"]
-    print_table(["vectors", "index", "query", "p50 ms", "p95 ms", "first search s", "BM25 build s", "fill s",
-                 f"recall@{args.k}"], rows)
+    print_table(
+        [
+            "vectors",
+            "index",
+            "query",
+            "p50 ms",
+            "p95 ms",
+            "first search s",
+            "BM25 build s",
+            "fill s",
+            f"recall@{args.k}",
+        ],
+        rows,
+    )
     enc = {mode: (statistics.median(t) * 1000, percentile(t, 95) * 1000) for mode, t in encode.items()}
     for mode, (p50, p95) in enc.items():
         print(f"query encoding alone ({mode}, EvoStream.encode_query): p50 {p50:.2f} ms, p95 {p95:.2f} ms")
     largest = [r for r in results if r["size"] == max(args.sizes)]
-    print("p50 <= {:.0f} ms at {} vectors: {}".format(TARGET_P50_MS, max(args.sizes), ", ".join(
-        f"{r['index']}/{r['mode']} {'met' if r['target_met'] else 'NOT met'}" for r in largest)))
-    write_results("query_latency", {
-        "args": vars(args) | {"out": str(args.out)},
-        "fill": "random unit vectors through plain mode (precomputed); texts: synthetic chat turns, repeated",
-        "encode_query_ms_p50": {m: round(v[0], 2) for m, v in enc.items()},
-        "encode_query_ms_p95": {m: round(v[1], 2) for m, v in enc.items()},
-        "stores": results, "target_p50_ms": TARGET_P50_MS, "profile_encode_query_top_ops": profile,
-    }, args.out)
+    print(
+        "p50 <= {:.0f} ms at {} vectors: {}".format(
+            TARGET_P50_MS,
+            max(args.sizes),
+            ", ".join(f"{r['index']}/{r['mode']} {'met' if r['target_met'] else 'NOT met'}" for r in largest),
+        )
+    )
+    write_results(
+        "query_latency",
+        {
+            "args": vars(args) | {"out": str(args.out)},
+            "fill": "random unit vectors through plain mode (precomputed); texts: synthetic chat turns, repeated",
+            "encode_query_ms_p50": {m: round(v[0], 2) for m, v in enc.items()},
+            "encode_query_ms_p95": {m: round(v[1], 2) for m, v in enc.items()},
+            "stores": results,
+            "target_p50_ms": TARGET_P50_MS,
+            "profile_encode_query_top_ops": profile,
+        },
+        args.out,
+    )
+
 
 if __name__ == "__main__":
     torch.set_grad_enabled(False)

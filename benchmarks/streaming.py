@@ -24,8 +24,8 @@ import statistics
 
 import numpy as np
 import torch
+from common import chat_turns, parse_args, percentile, print_table, timed, write_results
 
-from common import chat_turns, percentile, print_table, timed, write_results, parse_args
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.stream import EvoStream
 
@@ -64,7 +64,7 @@ def main() -> None:
             append[n].append(seconds)
     rebuild: dict[int, float] = {}
     for n in args.rebuild_sizes:
-        seconds, _ = timed(lambda: model.stream().add(history[:n] + [new_turns[0]])[-1])
+        seconds, _ = timed(lambda n=n: model.stream().add(history[:n] + [new_turns[0]])[-1])
         rebuild[n] = seconds
 
     per_turn = np.polyfit(list(rebuild), list(rebuild.values()), 1) if len(rebuild) > 1 else None
@@ -78,17 +78,34 @@ def main() -> None:
         else:
             base, label = float("nan"), "not measured"
         rows.append([n, p50 * 1000, p95 * 1000, base * 1000, label, base / p50])
-        results.append({"size": n, "append_ms_p50": round(p50 * 1000, 2), "append_ms_p95": round(p95 * 1000, 2),
-                        "rebuild_ms": round(base * 1000, 1), "rebuild": label, "speedup": round(base / p50, 1)})
+        results.append(
+            {
+                "size": n,
+                "append_ms_p50": round(p50 * 1000, 2),
+                "append_ms_p95": round(p95 * 1000, 2),
+                "rebuild_ms": round(base * 1000, 1),
+                "rebuild": label,
+                "speedup": round(base / p50, 1),
+            }
+        )
     print_table(["turns held", "append p50 ms", "append p95 ms", "rebuild ms", "rebuild is", "rebuild/append"], rows)
     flat = results[-1]["append_ms_p50"] / results[0]["append_ms_p50"]
-    print(f"append cost at {args.sizes[-1]} vs {args.sizes[0]} turns: {flat:.2f}x "
-          f"(target <= {TARGET_FLATNESS}: {'met' if flat <= TARGET_FLATNESS else 'NOT met'})")
-    write_results("streaming", {
-        "args": vars(args) | {"out": str(args.out)}, "sizes": results,
-        "flatness": round(flat, 3), "target_flatness": TARGET_FLATNESS, "target_met": flat <= TARGET_FLATNESS,
-        "rebuild_fit_ms_per_turn": round(float(per_turn[0]) * 1000, 3) if per_turn is not None else None,
-    }, args.out)
+    print(
+        f"append cost at {args.sizes[-1]} vs {args.sizes[0]} turns: {flat:.2f}x "
+        f"(target <= {TARGET_FLATNESS}: {'met' if flat <= TARGET_FLATNESS else 'NOT met'})"
+    )
+    write_results(
+        "streaming",
+        {
+            "args": vars(args) | {"out": str(args.out)},
+            "sizes": results,
+            "flatness": round(flat, 3),
+            "target_flatness": TARGET_FLATNESS,
+            "target_met": flat <= TARGET_FLATNESS,
+            "rebuild_fit_ms_per_turn": round(float(per_turn[0]) * 1000, 3) if per_turn is not None else None,
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -29,19 +29,33 @@ RESULTS = Path(__file__).parent / "results" / "train_throughput.json"
 
 
 def measure(args, chunk_segments: int, raw_samples: list[dict]) -> dict:
-    model = EvoEmbeddingModel(EvoEmbeddingConfig(backbone=args.backbone, chunk_segments=chunk_segments),
-                              device=args.device)
+    model = EvoEmbeddingModel(
+        EvoEmbeddingConfig(backbone=args.backbone, chunk_segments=chunk_segments), device=args.device
+    )
     samples = tokenize_samples(model, [parse_sample(r, f"synth[{i}]") for i, r in enumerate(raw_samples)]).samples
-    config = TrainConfig(steps=args.steps + 1, lr=1e-4, warmup_steps=1, mem_weight=args.mem_weight,
-                         checkpoint_every=10**9, progress=False, seed=0)
+    config = TrainConfig(
+        steps=args.steps + 1,
+        lr=1e-4,
+        warmup_steps=1,
+        mem_weight=args.mem_weight,
+        checkpoint_every=10**9,
+        progress=False,
+        seed=0,
+    )
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         Trainer(model, samples, out, config).train()
         wall = time.perf_counter() - start
         steps = [r for r in read_log(out) if "segments" in r][1:]  # step 1 is the warm-up
     segments, seconds = sum(r["segments"] for r in steps), sum(r["seconds"] for r in steps)
-    return {"chunk_segments": chunk_segments, "timed_steps": len(steps), "segments": segments,
-            "seconds": round(seconds, 3), "segments_per_s": round(segments / seconds, 2), "wall_s": round(wall, 1)}
+    return {
+        "chunk_segments": chunk_segments,
+        "timed_steps": len(steps),
+        "segments": segments,
+        "seconds": round(seconds, 3),
+        "segments_per_s": round(segments / seconds, 2),
+        "wall_s": round(wall, 1),
+    }
 
 
 def main() -> None:
@@ -63,14 +77,19 @@ def main() -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     print(f"{'chunk_segments':>14} {'steps':>6} {'segments':>9} {'seconds':>8} {'segments/s':>11}")
     for r in rows:
-        print(f"{r['chunk_segments']:>14} {r['timed_steps']:>6} {r['segments']:>9} {r['seconds']:>8.2f} "
-              f"{r['segments_per_s']:>11.2f}")
+        print(
+            f"{r['chunk_segments']:>14} {r['timed_steps']:>6} {r['segments']:>9} {r['seconds']:>8.2f} "
+            f"{r['segments_per_s']:>11.2f}"
+        )
     print(f"segment batching speed-up: {ratio:.2f}x ({device}, {args.backbone})")
     result = {
-        "benchmark": "train_throughput", "device": device,
+        "benchmark": "train_throughput",
+        "device": device,
         "device_name": torch.cuda.get_device_name() if device == "cuda" else platform.processor() or platform.machine(),
-        "torch_threads": torch.get_num_threads(), "args": {k: str(v) for k, v in vars(args).items()},
-        "runs": rows, "speedup": round(ratio, 2),
+        "torch_threads": torch.get_num_threads(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "runs": rows,
+        "speedup": round(ratio, 2),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -7,7 +7,11 @@ import importlib
 import sys
 
 # Each module exposes ``register(subparsers)`` adding its subcommand(s); imported lazily by name.
-COMMAND_MODULES: list[str] = ["evoembedding_core.eval.cli", "evoembedding_core.training.cli", "evoembedding_core.training.synth"]
+COMMAND_MODULES: list[str] = [
+    "evoembedding_core.eval.cli",
+    "evoembedding_core.training.cli",
+    "evoembedding_core.training.synth",
+]
 
 DEMO_TURNS = [
     "Maya: I grew up in Porto, right by the river.",

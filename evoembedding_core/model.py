@@ -228,7 +228,9 @@ class EvoEmbeddingModel(nn.Module):
         k = self.config.num_queries
         embed = self.backbone.get_input_embeddings()
         compute = embed.weight.dtype
-        tokens = embed(torch.tensor([t for s in segments for t in s], device=self.device)).split([len(s) for s in segments])
+        tokens = embed(torch.tensor([t for s in segments for t in s], device=self.device)).split(
+            [len(s) for s in segments]
+        )
         parts = [self.mem_to_latent(memory).to(compute)] if memory.shape[0] else []
         query_ends, offset = [], memory.shape[0]
         for segment in tokens:
@@ -338,7 +340,8 @@ class EvoEmbeddingModel(nn.Module):
         """
         with self.lock:
             previous = [
-                (layer._active_adapter, layer._disable_adapters, layer.__dict__.get("forward")) for layer in self._lora_layers
+                (layer._active_adapter, layer._disable_adapters, layer.__dict__.get("forward"))
+                for layer in self._lora_layers
             ]
             merged = self._merged_weights(name) if name is not None else None
             for layer in self._lora_layers:

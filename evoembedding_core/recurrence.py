@@ -48,7 +48,9 @@ class StreamState:
         return cls(memory=memory, chunk_memory=memory)
 
 
-def plan_chunks(state: StreamState, lengths: list[int], max_segments: int, max_tokens: int) -> list[tuple[int, int, bool]]:
+def plan_chunks(
+    state: StreamState, lengths: list[int], max_segments: int, max_tokens: int
+) -> list[tuple[int, int, bool]]:
     """Split the new segments into ``(start, stop, opens_new_chunk)`` runs by the chunking rule."""
     runs: list[tuple[int, int, bool]] = []
     count, tokens = state.chunk_segments, state.chunk_tokens
@@ -65,7 +67,9 @@ def plan_chunks(state: StreamState, lengths: list[int], max_segments: int, max_t
     return runs
 
 
-def advance(model: EvoEmbeddingModel, state: StreamState, segments: list[list[int]]) -> tuple[torch.Tensor, StreamState]:
+def advance(
+    model: EvoEmbeddingModel, state: StreamState, segments: list[list[int]]
+) -> tuple[torch.Tensor, StreamState]:
     """Read tokenised segments in order: returns their vectors (n, E) and the new state.
 
     Evolution runs chunk by chunk (each chunk needs the memory the previous one left). No later
@@ -75,7 +79,9 @@ def advance(model: EvoEmbeddingModel, state: StreamState, segments: list[list[in
     cfg = model.config
     if cfg.native:  # static mode: no memory at all
         state = replace(state, length=state.length + len(segments))
-        vectors = model.represent_native(segments) if segments else torch.zeros(0, model.output_dim, device=model.device)
+        vectors = (
+            model.represent_native(segments) if segments else torch.zeros(0, model.output_dim, device=model.device)
+        )
         return vectors, state
     capacity, k = cfg.capacity, cfg.num_queries
     packed = cfg.evolution == "packed"

@@ -52,7 +52,10 @@ class StaticEmbedder:
         for start in tqdm(starts, desc="static encode", unit="batch", disable=not progress, leave=False):
             batch = order[start : start + self.batch_size]
             enc = self.tokenizer(
-                [texts[i] for i in batch], padding=True, truncation=True, max_length=self.max_tokens,
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=self.max_tokens,
                 return_tensors="pt",
             ).to(self.model.device)
             with torch.inference_mode():

@@ -134,8 +134,12 @@ class EvoVectorStore(VectorStore):
             raise TypeError(f"texts must be an iterable of strings, got {type(texts).__name__}")
         texts = list(texts)
         if stream_id is None:
-            sources = metadatas if isinstance(metadatas, Sequence) and len(metadatas) == len(texts) else [None] * len(texts)
-            stream_id = [(m or {}).get("stream_id", DEFAULT_STREAM) if isinstance(m, dict) else DEFAULT_STREAM for m in sources]
+            sources = (
+                metadatas if isinstance(metadatas, Sequence) and len(metadatas) == len(texts) else [None] * len(texts)
+            )
+            stream_id = [
+                (m or {}).get("stream_id", DEFAULT_STREAM) if isinstance(m, dict) else DEFAULT_STREAM for m in sources
+            ]
         return self.store.add(texts, stream_id=stream_id, ids=ids, metadatas=metadatas)
 
     def delete(self, ids: list[str] | None = None, **kwargs: Any) -> bool:
@@ -160,7 +164,9 @@ class EvoVectorStore(VectorStore):
     def similarity_search_by_vector(
         self, embedding: list[float], k: int = 4, filter: Any = None, stream_id: Any = None, **kwargs: Any
     ) -> list[Document]:
-        return [doc for doc, _ in _scored(self.store.search_by_vector(embedding, k=k, stream_ids=stream_id, filter=filter))]
+        return [
+            doc for doc, _ in _scored(self.store.search_by_vector(embedding, k=k, stream_ids=stream_id, filter=filter))
+        ]
 
     def max_marginal_relevance_search(
         self,
@@ -219,7 +225,11 @@ class EvoVectorStore(VectorStore):
 
     @classmethod
     def load_local(
-        cls, folder_path: str | os.PathLike, embeddings: Any = None, *, allow_dangerous_deserialization: bool = False,
+        cls,
+        folder_path: str | os.PathLike,
+        embeddings: Any = None,
+        *,
+        allow_dangerous_deserialization: bool = False,
         **options: Any,
     ) -> "EvoVectorStore":
         """Load a saved store, verified. ``embeddings`` as for the constructor (plain stores need theirs);
@@ -296,7 +306,9 @@ class EvoRetriever(BaseRetriever):
     def _target_stream(self) -> str:
         return self.stream_id if isinstance(self.stream_id, str) else DEFAULT_STREAM
 
-    def add_texts(self, texts: Sequence[str], metadatas: list[dict] | None = None, ids: list[str] | None = None) -> list[str]:
+    def add_texts(
+        self, texts: Sequence[str], metadatas: list[dict] | None = None, ids: list[str] | None = None
+    ) -> list[str]:
         """Stream texts in, in order; returns their ids."""
         return self.vectorstore.store.add(texts, stream_id=self._target_stream, ids=ids, metadatas=metadatas)
 
@@ -309,7 +321,10 @@ class EvoRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: int | None = None, filter: Any = None
     ) -> list[Document]:
         hits = self.vectorstore.store.search(
-            query, k=self.k if k is None else k, stream_ids=self.stream_id, filter=self.filter if filter is None else filter
+            query,
+            k=self.k if k is None else k,
+            stream_ids=self.stream_id,
+            filter=self.filter if filter is None else filter,
         )
         return [
             Document(

@@ -135,7 +135,9 @@ def _operator_test(f: MetadataFilter) -> Callable[[dict], bool]:
     op, value, key = FilterOperator(getattr(f, "operator", FilterOperator.EQ)), f.value, f.key
     if op == FilterOperator.IS_EMPTY:
         return lambda m: m.get(key) in (None, "", [])
-    if op in (FilterOperator.IN, FilterOperator.NIN, FilterOperator.ANY, FilterOperator.ALL) and not isinstance(value, list):
+    if op in (FilterOperator.IN, FilterOperator.NIN, FilterOperator.ANY, FilterOperator.ALL) and not isinstance(
+        value, list
+    ):
         raise TypeError(f"metadata filter {key!r} {op.value} needs a list value, got {type(value).__name__}")
     compare = {
         FilterOperator.EQ: lambda v: v == value,
@@ -171,8 +173,7 @@ def compile_metadata_filters(filters: MetadataFilters | None) -> Callable[[dict]
     if not isinstance(filters, MetadataFilters):
         raise TypeError(f"filters must be llama-index MetadataFilters, got {type(filters).__name__}")
     tests = [
-        compile_metadata_filters(f) if isinstance(f, MetadataFilters) else _operator_test(f)
-        for f in filters.filters
+        compile_metadata_filters(f) if isinstance(f, MetadataFilters) else _operator_test(f) for f in filters.filters
     ]
     condition = FilterCondition(filters.condition or FilterCondition.AND)
     if condition == FilterCondition.AND:
@@ -243,13 +244,17 @@ class EvoVectorStore(BasePydanticVectorStore):
         """Remove a document: its nodes and its stream's memory."""
         self._store.delete_stream(ref_doc_id)
 
-    def delete_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any) -> None:
+    def delete_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any
+    ) -> None:
         """Remove nodes by id and/or filter (missing ids are ignored). The streams' memories are kept."""
         if node_ids is None and filters is None:
             raise ValueError("delete_nodes needs node_ids or filters (use clear() to remove everything)")
         self._store.delete([n.node_id for n in self.get_nodes(node_ids, filters)])
 
-    def get_nodes(self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any) -> list[BaseNode]:
+    def get_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None, **kwargs: Any
+    ) -> list[BaseNode]:
         """Stored nodes (text included) by id and/or filter; all nodes when both are ``None``."""
         predicate = _predicate(filters, node_ids)
         records = self._store.get(node_ids if node_ids is not None else self._store.ids())
@@ -265,7 +270,9 @@ class EvoVectorStore(BasePydanticVectorStore):
         if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR, VectorStoreQueryMode.HYBRID):
             raise ValueError(f"EvoVectorStore supports query modes 'default', 'hybrid' and 'mmr', got {mode.value!r}")
         if query.query_str is None and query.query_embedding is None:
-            raise ValueError("the query needs query_str (preferred: encoded against each document's memory) or query_embedding")
+            raise ValueError(
+                "the query needs query_str (preferred: encoded against each document's memory) or query_embedding"
+            )
         if mode == VectorStoreQueryMode.HYBRID and query.query_str is None:
             raise ValueError("hybrid queries need query_str (BM25 matches its words)")
         # empty doc_ids / node_ids mean "no constraint" (VectorStoreIndex passes node_ids=[] to text-storing stores)
@@ -280,7 +287,9 @@ class EvoVectorStore(BasePydanticVectorStore):
             search = self._store.mmr_search if mode == VectorStoreQueryMode.MMR else self._store.search
             hits = search(query.query_str, **options)
         else:
-            search = self._store.mmr_search_by_vector if mode == VectorStoreQueryMode.MMR else self._store.search_by_vector
+            search = (
+                self._store.mmr_search_by_vector if mode == VectorStoreQueryMode.MMR else self._store.search_by_vector
+            )
             hits = search(np.asarray(query.query_embedding, dtype=np.float32), **options)
         return VectorStoreQueryResult(
             nodes=[self._node(h) for h in hits], similarities=[h.score for h in hits], ids=[h.id for h in hits]
@@ -304,7 +313,9 @@ class EvoVectorStore(BasePydanticVectorStore):
         return cls(EvoStore.load(_store_dir(persist_path), model), **kwargs)
 
     @classmethod
-    def from_persist_dir(cls, persist_dir: str | os.PathLike = "./storage", model=None, **kwargs: Any) -> "EvoVectorStore":
+    def from_persist_dir(
+        cls, persist_dir: str | os.PathLike = "./storage", model=None, **kwargs: Any
+    ) -> "EvoVectorStore":
         """Load the store that ``StorageContext.persist(persist_dir)`` wrote."""
         return cls.from_persist_path(Path(persist_dir) / PERSIST_NAME, model, **kwargs)
 
@@ -344,8 +355,11 @@ class EvoRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         query = VectorStoreQuery(
-            query_str=query_bundle.query_str, similarity_top_k=self.similarity_top_k, doc_ids=self.doc_ids,
-            filters=self.filters, mode=self.mode,
+            query_str=query_bundle.query_str,
+            similarity_top_k=self.similarity_top_k,
+            doc_ids=self.doc_ids,
+            filters=self.filters,
+            mode=self.mode,
         )
         result = self.vector_store.query(query)
         return [NodeWithScore(node=n, score=s) for n, s in zip(result.nodes, result.similarities)]
@@ -366,7 +380,9 @@ class EvoRerank(BaseNodePostprocessor):
     def class_name(cls) -> str:
         return "EvoRerank"
 
-    def _postprocess_nodes(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None) -> list[NodeWithScore]:
+    def _postprocess_nodes(
+        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+    ) -> list[NodeWithScore]:
         if query_bundle is None:
             raise ValueError("EvoRerank needs the query (query_bundle or query_str)")
         if not nodes:

@@ -63,7 +63,9 @@ def _entries(messages_or_text) -> list[tuple[str, str | None]]:
     if isinstance(messages_or_text, Mapping):
         messages_or_text = [messages_or_text]
     if not isinstance(messages_or_text, Sequence) or isinstance(messages_or_text, (bytes, bytearray)):
-        raise TypeError(f"messages must be a string, a list of strings or a list of messages, got {type(messages_or_text).__name__}")
+        raise TypeError(
+            f"messages must be a string, a list of strings or a list of messages, got {type(messages_or_text).__name__}"
+        )
     if not messages_or_text:
         raise ValueError("messages is empty: nothing to remember")
     out = []
@@ -96,8 +98,13 @@ class EvoAgentMemory:
     """Long-term memory for agents: add, search, get, update, delete (see the module docstring)."""
 
     def __init__(
-        self, path: str | os.PathLike | None = None, model=None, *, autosave: bool = True,
-        query_memory: bool = True, hybrid: bool = False,
+        self,
+        path: str | os.PathLike | None = None,
+        model=None,
+        *,
+        autosave: bool = True,
+        query_memory: bool = True,
+        hybrid: bool = False,
     ) -> None:
         """``query_memory`` and ``hybrid`` are :class:`EvoStore`'s (``query_memory=False, hybrid=True``
         is the best setting measured for questions about a long history; README, "The shipped default model")."""
@@ -117,14 +124,23 @@ class EvoAgentMemory:
         return f"EvoAgentMemory(path={self.path}, memories={len(self)}, users={len(self.store.streams())})"
 
     # ------------------------------------------------------------------ writing
-    def add(self, messages_or_text, *, user_id: str = DEFAULT_USER, session_id: str | None = None, metadata=None) -> list[str]:
+    def add(
+        self, messages_or_text, *, user_id: str = DEFAULT_USER, session_id: str | None = None, metadata=None
+    ) -> list[str]:
         """Store a text, texts or chat messages in the user's stream, in order; returns their ids."""
         user_id = _check_id(user_id, "user_id")
         session_id = _check_id(session_id, "session_id", optional=True)
         entries, extra = _entries(messages_or_text), _user_metadata(metadata)
         stamp = _now()
         metadatas = [
-            {**extra, "user_id": user_id, "session_id": session_id, "role": role, "created_at": stamp, "updated_at": stamp}
+            {
+                **extra,
+                "user_id": user_id,
+                "session_id": session_id,
+                "role": role,
+                "created_at": stamp,
+                "updated_at": stamp,
+            }
             for _, role in entries
         ]
         with self._lock:
@@ -210,7 +226,12 @@ class EvoAgentMemory:
         return self._item(records[0]) if records else None
 
     def get_all(
-        self, *, user_id: str | None = DEFAULT_USER, session_id: str | None = None, filters=None, limit: int | None = None
+        self,
+        *,
+        user_id: str | None = DEFAULT_USER,
+        session_id: str | None = None,
+        filters=None,
+        limit: int | None = None,
     ) -> list[dict]:
         """Memories of a user (``None``: all users), oldest first, optionally filtered and limited."""
         user_id = _check_id(user_id, "user_id", optional=True)

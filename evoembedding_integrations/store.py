@@ -822,15 +822,28 @@ class EvoStore:
         if not isinstance(header, dict) or header.get("mode") != manifest["mode"]:
             raise CorruptStoreError("records file header does not match the manifest")
         if manifest["mode"] == "plain" and embeddings is None:
-            raise ModelMismatchError(f"this store was built with plain embeddings ({manifest.get('embedder')}): pass embeddings=")
+            raise ModelMismatchError(
+                f"this store was built with plain embeddings ({manifest.get('embedder')}): pass embeddings="
+            )
         if manifest["mode"] == "evo" and embeddings is not None:
             raise ModelMismatchError("this store was built with an EvoEmbedding model: pass model=, not embeddings=")
         options = _manifest_field(manifest, "index", dict)
         kind, threshold = index or options.get("kind"), options.get("hnsw_threshold")
-        if kind not in ("flat", "hnsw") or not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+        if (
+            kind not in ("flat", "hnsw")
+            or not isinstance(threshold, int)
+            or isinstance(threshold, bool)
+            or threshold < 1
+        ):
             raise CorruptStoreError(f"manifest index options are invalid: {options!r}")
-        store = cls(model if manifest["mode"] == "evo" else None, embeddings=embeddings, index=kind,
-                    hnsw_threshold=threshold, query_memory=query_memory, hybrid=hybrid)
+        store = cls(
+            model if manifest["mode"] == "evo" else None,
+            embeddings=embeddings,
+            index=kind,
+            hnsw_threshold=threshold,
+            query_memory=query_memory,
+            hybrid=hybrid,
+        )
         if store.model is not None and manifest.get("model") != store.model.fingerprint():
             raise ModelMismatchError(
                 "this store was written by a different model (fingerprint mismatch): load it with the model "
@@ -859,7 +872,9 @@ class EvoStore:
         if set(arrays) != expected_arrays:
             raise CorruptStoreError(f"unexpected or missing arrays: {sorted(set(arrays) ^ expected_arrays)[:5]}")
         if manifest.get("entries") != len(self._entries):
-            raise CorruptStoreError(f"manifest counts {manifest.get('entries')!r} entries, the records hold {len(self)}")
+            raise CorruptStoreError(
+                f"manifest counts {manifest.get('entries')!r} entries, the records hold {len(self)}"
+            )
 
     def _restore_stream(self, n: int, doc: dict, arrays: dict[str, np.ndarray]) -> None:
         sid = _validate_id(doc["id"], "stream id")
@@ -943,7 +958,9 @@ def _write_snapshot(directory: Path, records: dict, arrays: dict[str, np.ndarray
     header = records["header"]
     manifest = {
         **header,
-        "files": {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in blobs.items()},
+        "files": {
+            name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()} for name, data in blobs.items()
+        },
     }
     for name, data in blobs.items():
         _write_new(directory / name, data)
@@ -998,7 +1015,9 @@ def _read_verified(directory: Path) -> tuple[dict, dict, dict[str, np.ndarray]]:
     files = _manifest_field(manifest, "files", dict)
     names = {m.group(1): name for name in files if (m := _DATA_FILE.match(str(name)))}
     if set(names) != {"records", "arrays"} or len(files) != 2:
-        raise CorruptStoreError(f"manifest must list one records and one arrays file, got {sorted(map(str, files))[:4]}")
+        raise CorruptStoreError(
+            f"manifest must list one records and one arrays file, got {sorted(map(str, files))[:4]}"
+        )
     blobs = {}
     for kind, name in names.items():
         spec = files[name]

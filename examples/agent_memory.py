@@ -16,7 +16,10 @@ from evoembedding_integrations.memory import EvoAgentMemory
 
 SESSIONS = [
     ("2024-03-01", ["I grew up in Porto, by the river.", "My sister Lia still lives there."]),
-    ("2024-09-12", ["Big news: last week I moved to Oslo for a new job.", "The winters here are long but I love skiing."]),
+    (
+        "2024-09-12",
+        ["Big news: last week I moved to Oslo for a new job.", "The winters here are long but I love skiing."],
+    ),
 ]
 QUESTIONS = ["Which city did I move to for my job?", "Who is Lia?"]
 
@@ -25,7 +28,7 @@ def scripted_llm(question: str, memories: list[dict]) -> str:
     """A fake LLM (no model, no network): quotes the best recalled memory."""
     if not memories:
         return "I don't remember anything about that."
-    return f"From what you told me: \"{memories[0]['memory'].removeprefix('User: ')}\""
+    return f'From what you told me: "{memories[0]["memory"].removeprefix("User: ")}"'
 
 
 def run(memory: EvoAgentMemory, user_id: str = "ana") -> list[tuple[str, str, list[dict]]]:

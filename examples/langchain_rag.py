@@ -47,7 +47,9 @@ class SmolLM2(LLM):
         import torch
 
         tok, lm = self.backbone.tokenizer, self.backbone.model
-        ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt")
+        ids = tok.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt"
+        )
         ids = ids["input_ids"] if hasattr(ids, "keys") else ids
         with torch.inference_mode():
             out = lm.generate(ids, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)

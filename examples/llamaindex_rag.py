@@ -17,15 +17,18 @@ from evoembedding_integrations.llama_index import EvoEmbedding, EvoRerank, EvoVe
 DOCUMENTS = [
     Document(
         text="Ana grew up in Porto. In 2023 she moved to Oslo, where she now works as a nurse.",
-        doc_id="ana", metadata={"person": "Ana", "year": 2023},
+        doc_id="ana",
+        metadata={"person": "Ana", "year": 2023},
     ),
     Document(
         text="Ben is a chef in Lyon. Every Friday he cooks grilled fish for his neighbours.",
-        doc_id="ben", metadata={"person": "Ben", "year": 2021},
+        doc_id="ben",
+        metadata={"person": "Ben", "year": 2021},
     ),
     Document(
         text="Chen studies physics in Toronto and plays the cello in a student orchestra.",
-        doc_id="chen", metadata={"person": "Chen", "year": 2022},
+        doc_id="chen",
+        metadata={"person": "Chen", "year": 2022},
     ),
 ]
 QUESTIONS = ["Which city does Ana live in now?", "What does Ben cook on Fridays?"]

@@ -28,8 +28,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     name, conversations = load_benchmark(args.data, args.limit)
     embedder = StaticEmbedder()
-    systems = [DenseBaseline(embedder, name="plain question"),
-               DenseBaseline(embedder, query_prefix=INSTRUCTION_QUERY_PREFIX, name="instruction + question")]
+    systems = [
+        DenseBaseline(embedder, name="plain question"),
+        DenseBaseline(embedder, query_prefix=INSTRUCTION_QUERY_PREFIX, name="instruction + question"),
+    ]
     result = evaluate(conversations, systems, benchmark=name, progress=False)
     print(f"{name}: {result['questions']} questions, static MiniLM")
     for system, metrics in result["systems"].items():

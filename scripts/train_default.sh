@@ -4,13 +4,13 @@
 # later session can resume or extend it). The run's data are committed too (training_runs/data/*.gz):
 # they were generated with `evoembedding synth` (seeds 1 and 999, --max-turns 24) before a fix that
 # made synth independent of PYTHONHASHSEED, and resuming requires the exact same samples.
-#   bash scripts/train_default.sh                 # train / resume training_runs/default-v3
+#   bash scripts/train_default.sh                 # train / resume runs/default-v3 (checkpoints stay outside git)
 #   STEPS=3000 MEM_WEIGHT=0 RUN=runs/nomem ...    # the "without memory objective" ablation
 # Recipe (README, "Training"): no query instruction (MiniLM has none), L_anchor weight 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
-RUN=${RUN:-training_runs/default-v3}
+RUN=${RUN:-runs/default-v3}
 DATA=${DATA:-runs/data}
 STEPS=${STEPS:-3000}
 MEM_WEIGHT=${MEM_WEIGHT:-1}

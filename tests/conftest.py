@@ -39,9 +39,16 @@ def build_tiny_causal(directory: Path, *, family: str = "qwen3", seed: int = 0) 
     tok.train_from_iterator(corpus, trainer)
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|endoftext|>")
     common = dict(
-        vocab_size=tokenizer.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id, tie_word_embeddings=True,
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=True,
     )
     config = Qwen3Config(head_dim=16, **common) if family == "qwen3" else LlamaConfig(**common)
     torch.manual_seed(seed)
@@ -60,8 +67,14 @@ def tiny_causal_dir(tmp_path_factory) -> Path:
 def tiny_causal_model(tiny_causal_dir) -> EvoEmbeddingModel:
     """Untrained EvoEmbedding model on the tiny causal LM, small memory and chunks (do not mutate)."""
     config = EvoEmbeddingConfig(
-        backbone=str(tiny_causal_dir), num_queries=2, memory_slots=4, lora_r=4, lora_alpha=8,
-        chunk_segments=3, chunk_tokens=64, max_segment_tokens=48,
+        backbone=str(tiny_causal_dir),
+        num_queries=2,
+        memory_slots=4,
+        lora_r=4,
+        lora_alpha=8,
+        chunk_segments=3,
+        chunk_tokens=64,
+        max_segment_tokens=48,
     )
     return EvoEmbeddingModel(config, device="cpu")
 

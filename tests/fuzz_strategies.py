@@ -40,29 +40,65 @@ good_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), mi
     lambda t: t.strip() != ""
 )
 blank_text = st.sampled_from(["", " ", "\t\n", "\u3000", "\r\n \x0b\x0c"])
-surrogate_text = st.builds(lambda a, s, b: a + s + b, st.text(max_size=5), st.sampled_from(["\ud800", "\udfff", "\udc80"]), st.text(max_size=5))
+surrogate_text = st.builds(
+    lambda a, s, b: a + s + b, st.text(max_size=5), st.sampled_from(["\ud800", "\udfff", "\udc80"]), st.text(max_size=5)
+)
 control_text = st.text(st.characters(min_codepoint=0, max_codepoint=31), min_size=1, max_size=20)
 huge_text = st.integers(10_000, 200_000).map(lambda n: "word " * (n // 5))
 non_string = st.one_of(
-    st.none(), st.integers(), st.floats(allow_nan=True), st.binary(max_size=10), st.booleans(),
-    st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+    st.none(),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.binary(max_size=10),
+    st.booleans(),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
 any_text_like = st.one_of(good_text, blank_text, surrogate_text, control_text, non_string)
 bad_number = st.sampled_from([math.nan, math.inf, -math.inf])
-k_values = st.one_of(st.integers(-5, 60), st.just(10**12), st.floats(allow_nan=True), st.none(), st.text(max_size=2), st.booleans())
-json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=5))
+k_values = st.one_of(
+    st.integers(-5, 60), st.just(10**12), st.floats(allow_nan=True), st.none(), st.text(max_size=2), st.booleans()
+)
+json_scalar = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=5),
+)
 metadata_values = st.one_of(
     st.none(),
     st.dictionaries(st.sampled_from(["a", "b", "tag", "n"]), json_scalar, max_size=3),
     st.dictionaries(st.one_of(st.integers(), st.none(), st.tuples(st.integers())), json_scalar, min_size=1, max_size=2),
-    st.dictionaries(st.text(max_size=3), st.one_of(bad_number, st.builds(object), st.sets(st.integers(), max_size=2)), min_size=1, max_size=2),
+    st.dictionaries(
+        st.text(max_size=3),
+        st.one_of(bad_number, st.builds(object), st.sets(st.integers(), max_size=2)),
+        min_size=1,
+        max_size=2,
+    ),
     non_string,
 )
 filter_values = st.one_of(
     st.none(),
     st.dictionaries(st.sampled_from(["a", "b", "tag", "n"]), json_scalar, max_size=2),
-    st.fixed_dictionaries({"n": st.fixed_dictionaries({st.sampled_from(["$gt", "$lte", "$ne", "$in", "$nin", "$exists", "$regex", "$bogus"]): st.one_of(json_scalar, st.lists(json_scalar, max_size=3))})}),
-    st.fixed_dictionaries({st.sampled_from(["$and", "$or", "$not"]): st.one_of(st.lists(st.dictionaries(st.sampled_from(["a", "n"]), json_scalar, max_size=2), max_size=3), json_scalar)}),
+    st.fixed_dictionaries(
+        {
+            "n": st.fixed_dictionaries(
+                {
+                    st.sampled_from(["$gt", "$lte", "$ne", "$in", "$nin", "$exists", "$regex", "$bogus"]): st.one_of(
+                        json_scalar, st.lists(json_scalar, max_size=3)
+                    )
+                }
+            )
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            st.sampled_from(["$and", "$or", "$not"]): st.one_of(
+                st.lists(st.dictionaries(st.sampled_from(["a", "n"]), json_scalar, max_size=2), max_size=3), json_scalar
+            )
+        }
+    ),
     st.dictionaries(st.one_of(st.integers(), st.just("$x")), json_scalar, min_size=1, max_size=1),
     non_string.filter(lambda v: v is not None),
 )
@@ -108,4 +144,6 @@ def assert_consistent(store: EvoStore) -> None:
             vectors = store.vectors(ids)
             assert np.isfinite(vectors).all() and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-4)
         if store.mode == "evo":
-            assert len(store.stream(sid)) == stream.length, f"stream {sid}: memory read {len(store.stream(sid))} of {stream.length} segments"
+            assert len(store.stream(sid)) == stream.length, (
+                f"stream {sid}: memory read {len(store.stream(sid))} of {stream.length} segments"
+            )

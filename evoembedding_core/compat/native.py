@@ -22,9 +22,7 @@ def has_native_weights(reader: CheckpointReader) -> bool:
     return any(name.startswith(NATIVE_PREFIX) for name in reader.keys())
 
 
-def load_native_encoder(
-    reader: CheckpointReader, *, device: torch.device, dtype: torch.dtype
-) -> Qwen3Model:
+def load_native_encoder(reader: CheckpointReader, *, device: torch.device, dtype: torch.dtype) -> Qwen3Model:
     """The bundled embedding model's transformer body (no LM head), frozen, in eval mode."""
     body = f"{NATIVE_PREFIX}model."
     tensors = {name[len(body) :]: reader.get(name) for name in reader.keys() if name.startswith(body)}

@@ -60,18 +60,33 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--model", default="default", help="model directory or 'default' (the shipped model)")
     parser.add_argument(
-        "--systems", type=_systems, default=list(SYSTEMS),
+        "--systems",
+        type=_systems,
+        default=list(SYSTEMS),
         help=f"comma-separated systems to compare (default: {','.join(SYSTEMS)}); a name + '-dated' runs on "
         "dated turns, names joined by '+' are fused by reciprocal rank (e.g. evo-query-no-memory-dated+bm25-dated)",
     )
     parser.add_argument("--limit", type=_positive, default=None, help="first N conversations (LongMemEval: questions)")
-    parser.add_argument("--shard", type=_shard, default=None, metavar="K/N",
-                        help="only conversations K, K+N, K+2N, ... (1-based): run N shards in parallel, then --merge")
-    parser.add_argument("--label", default=None,
-                        help="name the model's rows LABEL, LABEL-query-no-memory, ... instead of evo... "
-                        "(to --merge runs of several models into one table)")
-    parser.add_argument("--merge", nargs="+", metavar="DIR", default=None,
-                        help="instead of running: combine the results.json of shards or of runs of other systems")
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="only conversations K, K+N, K+2N, ... (1-based): run N shards in parallel, then --merge",
+    )
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="name the model's rows LABEL, LABEL-query-no-memory, ... instead of evo... "
+        "(to --merge runs of several models into one table)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DIR",
+        default=None,
+        help="instead of running: combine the results.json of shards or of runs of other systems",
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -96,7 +96,9 @@ def locomo_conversation(data: dict, name: str) -> Conversation:
     for key in sessions:
         when = str(chat.get(f"{key}_date_time", "")).strip()
         if when:
-            segments.append(Segment(HEADER_TEMPLATE.format(date=when), kind="header", session=key, date=short_date(when)))
+            segments.append(
+                Segment(HEADER_TEMPLATE.format(date=when), kind="header", session=key, date=short_date(when))
+            )
         for i, turn in enumerate(chat[key]):
             text = (turn.get("clean_text") or turn.get("text") or "").strip()
             if "dia_id" not in turn or "speaker" not in turn:
@@ -166,7 +168,9 @@ def load_longmemeval(path: str | Path, limit: int | None = None) -> list[Convers
             evidence += [f"{sid}:{i}" for i, t in enumerate(session) if t.get("has_answer") and t["content"].strip()]
         if evidence:
             questions.append(
-                Question(q["question_id"], q["question"], tuple(evidence), q["question_type"], tuple(q["answer_session_ids"]))
+                Question(
+                    q["question_id"], q["question"], tuple(evidence), q["question_type"], tuple(q["answer_session_ids"])
+                )
             )
     segments = []
     for sid, (date, session) in sorted(sessions.items(), key=lambda item: (_lme_date(item[1][0]), item[0])):
@@ -192,8 +196,9 @@ def evotrain_conversation(sample: dict, name: str) -> Conversation:
     if not all(isinstance(e, int) and not isinstance(e, bool) and 0 <= e < len(turns) - 1 for e in evidence):
         raise ValueError(f"{name}: meta.evidence_turns must be indices of history turns (0..{len(turns) - 2})")
     segments = [Segment(text, turn_id=str(i)) for i, text in enumerate(turns[:-1])]
-    question = Question(f"{name}#q", turns[-1], tuple(str(e) for e in dict.fromkeys(evidence)),
-                        str(meta.get("template", "all")))
+    question = Question(
+        f"{name}#q", turns[-1], tuple(str(e) for e in dict.fromkeys(evidence)), str(meta.get("template", "all"))
+    )
     return Conversation(name, segments, [question])
 
 

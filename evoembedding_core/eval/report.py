@@ -37,7 +37,9 @@ def markdown_report(result: dict) -> str:
     for name, s in systems.items():
         cells = [f"{_fmt(s['by_category'][c]['R@10'])} / {_fmt(s['by_category'][c]['NDCG@10'])}" for c in categories]
         lines.append("| " + " | ".join([name, *cells]) + " |")
-    temporal = [(d, name, s["temporal"][d]) for name, s in systems.items() for d in ("first", "last") if d in s["temporal"]]
+    temporal = [
+        (d, name, s["temporal"][d]) for name, s in systems.items() for d in ("first", "last") if d in s["temporal"]
+    ]
     if temporal:
         lines += [
             "",

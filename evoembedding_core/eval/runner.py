@@ -18,7 +18,9 @@ from .systems import EvoSystem, RetrievalSystem
 from .temporal import temporal_direction, temporal_summary
 
 
-def question_records(conversation: Conversation, systems: list[RetrievalSystem], *, progress: bool = False) -> tuple[list[dict], dict]:
+def question_records(
+    conversation: Conversation, systems: list[RetrievalSystem], *, progress: bool = False
+) -> tuple[list[dict], dict]:
     """One record per question: its evidence ranks (in stream order) and relevant-session ranks per
     system. Also returns the seconds each system spent on the conversation."""
     candidates = conversation.candidates
@@ -28,19 +30,28 @@ def question_records(conversation: Conversation, systems: list[RetrievalSystem],
     records = []
     for q in conversation.questions:
         evidence = sorted(q.evidence, key=index.__getitem__)
-        records.append({
-            "qid": q.qid, "conversation": conversation.name, "category": q.category, "question": q.text,
-            "direction": temporal_direction(q.text), "evidence": evidence,
-            "evidence_sessions": list(q.evidence_sessions or dict.fromkeys(sessions[index[e]] for e in evidence)),
-            "ranks": {}, "session_ranks": {},
-        })
+        records.append(
+            {
+                "qid": q.qid,
+                "conversation": conversation.name,
+                "category": q.category,
+                "question": q.text,
+                "direction": temporal_direction(q.text),
+                "evidence": evidence,
+                "evidence_sessions": list(q.evidence_sessions or dict.fromkeys(sessions[index[e]] for e in evidence)),
+                "ranks": {},
+                "session_ranks": {},
+            }
+        )
     seconds = {}
     for system in systems:
         start = time.perf_counter()
         scores = system.score(conversation, progress=progress) if records else np.zeros((0, len(candidates)))
         seconds[system.name] = time.perf_counter() - start
         if scores.shape != (len(records), len(candidates)):
-            raise ValueError(f"{system.name} returned scores of shape {scores.shape}, expected {(len(records), len(candidates))}")
+            raise ValueError(
+                f"{system.name} returned scores of shape {scores.shape}, expected {(len(records), len(candidates))}"
+            )
         for record, row in zip(records, scores):
             ranks = ranking(row)
             record["ranks"][system.name] = [int(ranks[index[e]]) for e in record["evidence"]]
@@ -67,7 +78,11 @@ def summarise(records: list[dict], system: str) -> dict:
 
 
 def evaluate(
-    conversations: list[Conversation], systems: list[RetrievalSystem], *, benchmark: str = "custom", progress: bool = True
+    conversations: list[Conversation],
+    systems: list[RetrievalSystem],
+    *,
+    benchmark: str = "custom",
+    progress: bool = True,
 ) -> dict:
     """Run every system on every conversation (same candidates for all); returns the results dict
     (``systems`` with metrics, ``questions`` with every evidence rank, corpus sizes and timings)."""

@@ -48,7 +48,11 @@ class EvoSystem:
     """
 
     def __init__(
-        self, model: EvoEmbeddingModel, *, zero_memory: bool = False, query_memory: bool = True,
+        self,
+        model: EvoEmbeddingModel,
+        *,
+        zero_memory: bool = False,
+        query_memory: bool = True,
         streamed: dict | None = None,
     ) -> None:
         self.model, self.zero_memory, self.query_memory = model, zero_memory, query_memory
@@ -70,7 +74,9 @@ class EvoSystem:
     def _stream(self, conversation: Conversation, progress: bool):
         stream, vectors = self.model.stream(), []
         segments = conversation.segments
-        with tqdm(total=len(segments), desc=f"{self.name} stream", unit="seg", disable=not progress, leave=False) as bar:
+        with tqdm(
+            total=len(segments), desc=f"{self.name} stream", unit="seg", disable=not progress, leave=False
+        ) as bar:
             for start in range(0, len(segments), STREAM_BLOCK):
                 block = segments[start : start + STREAM_BLOCK]
                 out = stream.add([s.text for s in block])

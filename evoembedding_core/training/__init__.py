@@ -5,6 +5,15 @@ from .losses import contrastive_loss, evidence_rank
 from .trainer import TrainConfig, Trainer, read_log
 
 __all__ = [
-    "LoadedData", "TokenizedSample", "TrainConfig", "TrainSample", "Trainer", "contrastive_loss",
-    "evidence_rank", "load_samples", "parse_sample", "read_log", "tokenize_samples",
+    "LoadedData",
+    "TokenizedSample",
+    "TrainConfig",
+    "TrainSample",
+    "Trainer",
+    "contrastive_loss",
+    "evidence_rank",
+    "load_samples",
+    "parse_sample",
+    "read_log",
+    "tokenize_samples",
 ]

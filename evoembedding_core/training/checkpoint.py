@@ -69,7 +69,9 @@ def flatten_optimizer(state_dict: dict) -> tuple[dict, dict[str, torch.Tensor]]:
 
 def unflatten_optimizer(skeleton: dict, tensors: dict[str, torch.Tensor]) -> dict:
     state = {
-        int(param_id): {key: tensors[ref["tensor"]] if "tensor" in ref else ref["value"] for key, ref in entries.items()}
+        int(param_id): {
+            key: tensors[ref["tensor"]] if "tensor" in ref else ref["value"] for key, ref in entries.items()
+        }
         for param_id, entries in skeleton["state"].items()
     }
     groups = [{k: tuple(v) if k == "betas" else v for k, v in group.items()} for group in skeleton["param_groups"]]

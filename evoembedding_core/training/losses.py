@@ -56,8 +56,11 @@ def causal_prompt(model, query: str) -> list[int]:
     """Token ids of the query as a prompt to the backbone (its chat template when it has one)."""
     tok = model.tokenizer
     if getattr(tok, "chat_template", None):
-        return list(tok.apply_chat_template([{"role": "user", "content": query}], add_generation_prompt=True,
-                                            tokenize=True, return_dict=False))
+        return list(
+            tok.apply_chat_template(
+                [{"role": "user", "content": query}], add_generation_prompt=True, tokenize=True, return_dict=False
+            )
+        )
     return tok(f"User: {query}\nAssistant: ", add_special_tokens=False)["input_ids"]
 
 

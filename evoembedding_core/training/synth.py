@@ -17,7 +17,7 @@ import random
 import re
 import string
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -25,17 +25,44 @@ from pathlib import Path
 from . import synth_templates as T
 
 TEMPLATES: tuple[str, ...] = (
-    "state_update", "temporal_order", "coreference", "session_date", "speaker_attribution",
-    "keyword_trap", "paraphrase", "document", "retrieval",
+    "state_update",
+    "temporal_order",
+    "coreference",
+    "session_date",
+    "speaker_attribution",
+    "keyword_trap",
+    "paraphrase",
+    "document",
+    "retrieval",
 )
 # Plain retrieval keeps general skill; the rest are context-dependent.
 DEFAULT_WEIGHTS = {
-    "state_update": 1.0, "temporal_order": 1.0, "coreference": 1.0, "session_date": 1.0,
-    "speaker_attribution": 0.8, "keyword_trap": 1.0, "paraphrase": 0.8, "document": 1.0, "retrieval": 1.4,
+    "state_update": 1.0,
+    "temporal_order": 1.0,
+    "coreference": 1.0,
+    "session_date": 1.0,
+    "speaker_attribution": 0.8,
+    "keyword_trap": 1.0,
+    "paraphrase": 0.8,
+    "document": 1.0,
+    "retrieval": 1.4,
 }
 MIN_TURNS, MAX_TURNS = 8, 256  # segments per sample, the query included (the paper caps at 256)
 LENGTH_DISTRIBUTIONS = ("loguniform", "uniform")
-NAME_LOCALES = ("en_US", "en_GB", "en_IN", "en_AU", "de_DE", "fr_FR", "es_ES", "it_IT", "pt_BR", "nl_NL", "pl_PL", "sv_SE")
+NAME_LOCALES = (
+    "en_US",
+    "en_GB",
+    "en_IN",
+    "en_AU",
+    "de_DE",
+    "fr_FR",
+    "es_ES",
+    "it_IT",
+    "pt_BR",
+    "nl_NL",
+    "pl_PL",
+    "sv_SE",
+)
 ENGLISH_LOCALE = "en_US"
 ASSISTANT_NAMES = ("User", "Assistant")
 
@@ -134,26 +161,44 @@ class _Sampler:
         rng, local, en = self.rng, self.fake[self.locale], self.fake[ENGLISH_LOCALE]
         title = lambda: f"The {rng.choice(T.TITLE_ADJ)} {rng.choice(T.TITLE_NOUN)}"  # noqa: E731
         makers = {
-            "city": local.city, "country": en.country, "company": local.company, "street": local.street_name,
+            "city": local.city,
+            "country": en.country,
+            "company": local.company,
+            "street": local.street_name,
             "job": lambda: " ".join(reversed(en.job().split(", "))).lower(),
             "person": lambda: f"{self.person().name} {local.last_name()}",
             "friend": lambda: self.person().name,
-            "car": lambda: rng.choice(T.CARS), "dish": lambda: rng.choice(T.DISHES), "hobby": lambda: rng.choice(T.HOBBIES),
-            "instrument": lambda: rng.choice(T.INSTRUMENTS), "pet": lambda: rng.choice(T.PETS),
-            "gift": lambda: rng.choice(T.GIFTS), "sport": lambda: rng.choice(T.SPORTS),
-            "commute": lambda: rng.choice(T.COMMUTES), "allergen": lambda: rng.choice(T.ALLERGENS),
-            "field": lambda: rng.choice(T.FIELDS), "language": lambda: rng.choice(T.LANGUAGES),
-            "injury": lambda: rng.choice(T.INJURIES), "activity": lambda: rng.choice(T.ACTIVITIES),
-            "weekday": lambda: rng.choice(T.WEEKDAYS), "month": lambda: rng.choice(T.MONTHS),
-            "book": title, "show": lambda: title().replace("The ", rng.choice(["The ", "", "Tales of the "]), 1),
+            "car": lambda: rng.choice(T.CARS),
+            "dish": lambda: rng.choice(T.DISHES),
+            "hobby": lambda: rng.choice(T.HOBBIES),
+            "instrument": lambda: rng.choice(T.INSTRUMENTS),
+            "pet": lambda: rng.choice(T.PETS),
+            "gift": lambda: rng.choice(T.GIFTS),
+            "sport": lambda: rng.choice(T.SPORTS),
+            "commute": lambda: rng.choice(T.COMMUTES),
+            "allergen": lambda: rng.choice(T.ALLERGENS),
+            "field": lambda: rng.choice(T.FIELDS),
+            "language": lambda: rng.choice(T.LANGUAGES),
+            "injury": lambda: rng.choice(T.INJURIES),
+            "activity": lambda: rng.choice(T.ACTIVITIES),
+            "weekday": lambda: rng.choice(T.WEEKDAYS),
+            "month": lambda: rng.choice(T.MONTHS),
+            "book": title,
+            "show": lambda: title().replace("The ", rng.choice(["The ", "", "Tales of the "]), 1),
             "band": lambda: f"{rng.choice(['The ', ''])}{rng.choice(T.BAND_WORDS)} {rng.choice(T.BAND_NOUNS)}",
-            "restaurant": lambda: rng.choice([f"{local.last_name()}'s", f"Café {rng.choice(T.TITLE_NOUN)}",
-                                              f"The {rng.choice(T.TITLE_ADJ)} {rng.choice(T.TITLE_NOUN)}"]),
+            "restaurant": lambda: rng.choice(
+                [
+                    f"{local.last_name()}'s",
+                    f"Café {rng.choice(T.TITLE_NOUN)}",
+                    f"The {rng.choice(T.TITLE_ADJ)} {rng.choice(T.TITLE_NOUN)}",
+                ]
+            ),
             "daypair": lambda: " and ".join(d + "s" for d in sorted(rng.sample(T.WEEKDAYS, 2), key=T.WEEKDAYS.index)),
             "money": lambda: f"{rng.choice('$€£')}{rng.randrange(600, 3200, 25):,}",
             "racetime": lambda: f"{rng.randint(19, 34)}:{rng.randint(0, 59):02d}",
             "minutes": lambda: f"{rng.randrange(10, 95, 5)} minutes",
-            "year": lambda: str(rng.randint(1950, 2022)), "count": lambda: f"{rng.randrange(40, 9000, 10):,}",
+            "year": lambda: str(rng.randint(1950, 2022)),
+            "count": lambda: f"{rng.randrange(40, 9000, 10):,}",
             "award": lambda: f"{local.last_name()} {rng.choice(['Prize', 'Medal', 'Fellowship', 'Award'])}",
             "product": lambda: f"its {en.catch_phrase().lower()}",
         }
@@ -248,8 +293,12 @@ def _temporal_order(s: _Sampler, room: int) -> Plan:
     vals = s.values(series["value"], s.counts(room, 3, 5, 8))
     keys = [Key(who, s.fill(s.rng.choice(series["frames"]), v=v), "negative") for v in vals]
     kind = s.rng.choice(("first", "last", "before", "after"))
-    target = {"first": 0, "last": len(vals) - 1, "before": s.rng.randrange(len(vals) - 1),
-              "after": s.rng.randrange(1, len(vals))}[kind]
+    target = {
+        "first": 0,
+        "last": len(vals) - 1,
+        "before": s.rng.randrange(len(vals) - 1),
+        "after": s.rng.randrange(1, len(vals)),
+    }[kind]
     anchor = {"before": target + 1, "after": target - 1}.get(kind)
     keys[target].role = "evidence"
     query = s.fill(series[kind], **s.ref(who), x=vals[anchor] if anchor is not None else "")
@@ -267,8 +316,13 @@ def _coreference(s: _Sampler, room: int) -> Plan:
             other = s.person()
             while other.name == person.name:
                 other = s.person()
-            keys.append(Key(s.rng.choice("AB") if s.mode == "friends" else who,
-                            s.fill(fact["distractor"], Other=other.name, v=v_other, av=_article(v_other)), "negative"))
+            keys.append(
+                Key(
+                    s.rng.choice("AB") if s.mode == "friends" else who,
+                    s.fill(fact["distractor"], Other=other.name, v=v_other, av=_article(v_other)),
+                    "negative",
+                )
+            )
         intro = s.fill(s.rng.choice(T.COREF_INTROS), name=person.name, role=s.rng.choice(T.COWORKER_ROLES))
         keys.append(Key(who, intro, "negative"))
         if s.mode == "friends" and s.rng.random() < 0.5:
@@ -310,8 +364,11 @@ def _speaker_attribution(s: _Sampler, room: int) -> Plan:
         mine = Key(who, s.fill(s.rng.choice(topic["frames"]), v=v), "evidence" if n == 0 else "context")
         text = s.fill(s.rng.choice(topic["frames"]), v=v_other)
         other_first = s.rng.random() < 0.4
-        echo = (f"{target_name}, {_lower_first(text)}" if other_first
-                else s.rng.choice(T.ATTRIBUTION_ECHOES).format(name=target_name, text=text, text_lc=_lower_first(text)))
+        echo = (
+            f"{target_name}, {_lower_first(text)}"
+            if other_first
+            else s.rng.choice(T.ATTRIBUTION_ECHOES).format(name=target_name, text=text, text_lc=_lower_first(text))
+        )
         theirs = Key("B" if who == "A" else "A", echo, "negative" if n == 0 else "context")
         keys.extend([theirs, mine] if other_first else [mine, theirs])
         if n == 0:
@@ -354,9 +411,14 @@ def _retrieval(s: _Sampler, room: int) -> Plan:
 
 
 PLANNERS = {
-    "state_update": _state_update, "temporal_order": _temporal_order, "coreference": _coreference,
-    "session_date": _session_date, "speaker_attribution": _speaker_attribution, "keyword_trap": _keyword_trap,
-    "paraphrase": _paraphrase, "retrieval": _retrieval,
+    "state_update": _state_update,
+    "temporal_order": _temporal_order,
+    "coreference": _coreference,
+    "session_date": _session_date,
+    "speaker_attribution": _speaker_attribution,
+    "keyword_trap": _keyword_trap,
+    "paraphrase": _paraphrase,
+    "retrieval": _retrieval,
 }
 
 
@@ -423,8 +485,15 @@ def _session_dates(s: _Sampler, n: int) -> list[date]:
 
 
 def _date_parts(d: date, n: int = 0) -> dict[str, str]:
-    return {"n": str(n), "d": str(d.day), "dd": f"{d.day:02d}", "mm": f"{d.month:02d}", "y": str(d.year),
-            "month": T.MONTHS[d.month - 1], "weekday": T.WEEKDAYS[d.weekday()]}
+    return {
+        "n": str(n),
+        "d": str(d.day),
+        "dd": f"{d.day:02d}",
+        "mm": f"{d.month:02d}",
+        "y": str(d.year),
+        "month": T.MONTHS[d.month - 1],
+        "weekday": T.WEEKDAYS[d.weekday()],
+    }
 
 
 def _assemble(s: _Sampler, plan: Plan, length: int) -> tuple[list[_Turn], str]:
@@ -468,8 +537,12 @@ def _assemble(s: _Sampler, plan: Plan, length: int) -> tuple[list[_Turn], str]:
 def _session_starts(s: _Sampler, plan: Plan, items: list[_Turn], key_index: list[int]) -> list[int]:
     """Item indices where each session begins: keys stay in their forced sessions, glued keys stay put."""
     glued = {key_index[k] for k, key in enumerate(plan.keys) if key.max_gap is not None}
-    glued |= {i for k, key in enumerate(plan.keys) if key.max_gap is not None
-              for i in range(key_index[k - 1] + 1 if k else 0, key_index[k])}
+    glued |= {
+        i
+        for k, key in enumerate(plan.keys)
+        if key.max_gap is not None
+        for i in range(key_index[k - 1] + 1 if k else 0, key_index[k])
+    }
     forced = [(key_index[k], key.session) for k, key in enumerate(plan.keys) if key.session is not None]
     if forced:  # session n starts after session n-1's key and no later than its own key
         starts = [0]
@@ -522,7 +595,7 @@ def _document(s: _Sampler, length: int) -> dict:
         sentences.append(s.fill(s.rng.choice(kind["intro"]), name=name, av=_article(job)))
         generic = s.rng.sample(kind["generic"], len(kind["generic"]))
         body = [s.fill(g, **pron) for g in generic[: window - 1]]  # no fact shares a window with the name
-        rest: list[tuple[str, tuple | None]] = [(s.fill(g, **pron), None) for g in generic[window - 1: window + 1]]
+        rest: list[tuple[str, tuple | None]] = [(s.fill(g, **pron), None) for g in generic[window - 1 : window + 1]]
         for f in s.rng.sample(range(len(kind["facts"])), s.rng.randint(2, len(kind["facts"]))):
             fact = kind["facts"][f]
             v = s.value(fact["value"])
@@ -537,7 +610,7 @@ def _document(s: _Sampler, length: int) -> dict:
                 facts_at.append((len(sentences), *fact_info))
             sentences.append(text)
     sentences = sentences[:n_sentences]
-    chunks = [" ".join(sentences[i:i + window]) for i in range(0, n_sentences - window + 1, stride)]
+    chunks = [" ".join(sentences[i : i + window]) for i in range(0, n_sentences - window + 1, stride)]
     spans = [range(i, i + window) for i in range(0, n_sentences - window + 1, stride)]
     candidates = [f for f in facts_at if f[0] < n_sentences]
     pos, f, answer, entity = s.rng.choice(candidates)
@@ -545,8 +618,14 @@ def _document(s: _Sampler, length: int) -> dict:
     evidence = [c for c, span in enumerate(spans) if pos in span]
     negatives = [c for c, span in enumerate(spans) if c not in evidence and same_fact & set(span)]
     query = kind["facts"][f]["query"].format(name=entity)
-    return _sample(chunks + [query], evidence, negatives, [
-        {"role": "user", "content": query}, {"role": "assistant", "content": answer}], "document", answer)
+    return _sample(
+        chunks + [query],
+        evidence,
+        negatives,
+        [{"role": "user", "content": query}, {"role": "assistant", "content": answer}],
+        "document",
+        answer,
+    )
 
 
 # ---------------------------------------------------------------------------------- samples
@@ -555,9 +634,17 @@ def _mentions(text: str, value: str) -> bool:
 
 
 def _sample(turns, evidence, negatives, messages, template, answer) -> dict:
-    return {"messages": messages, "meta": {
-        "turns": turns, "evidence_turns": evidence, "hard_negative_turns": negatives,
-        "template": template, "answer": answer, "seed": 0}}
+    return {
+        "messages": messages,
+        "meta": {
+            "turns": turns,
+            "evidence_turns": evidence,
+            "hard_negative_turns": negatives,
+            "template": template,
+            "answer": answer,
+            "seed": 0,
+        },
+    }
 
 
 def _dialogue(s: _Sampler, template: str, length: int) -> dict:
@@ -569,7 +656,9 @@ def _dialogue(s: _Sampler, template: str, length: int) -> dict:
     evidence = [i for i, t in enumerate(items) if t.role == "evidence"]
     negatives = [i for i, t in enumerate(items) if t.role == "negative"]
     messages = _messages(s, items, rendered) + [
-        {"role": "user", "content": query}, {"role": "assistant", "content": plan.answer}]
+        {"role": "user", "content": query},
+        {"role": "assistant", "content": plan.answer},
+    ]
     return _sample(rendered + [query], evidence, negatives, messages, template, plan.answer)
 
 
@@ -585,8 +674,14 @@ def sample_seed(seed: int, index: int) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest(), "big") >> 1
 
 
-def generate_sample(seed: int, *, templates: Sequence[str] | None = None, min_turns: int = MIN_TURNS,
-                    max_turns: int = MAX_TURNS, length_distribution: str = "loguniform") -> dict:
+def generate_sample(
+    seed: int,
+    *,
+    templates: Sequence[str] | None = None,
+    min_turns: int = MIN_TURNS,
+    max_turns: int = MAX_TURNS,
+    length_distribution: str = "loguniform",
+) -> dict:
     """One sample from a per-sample seed (see :func:`sample_seed`)."""
     names, weights = _check_args(templates, min_turns, max_turns, length_distribution)
     s = _Sampler(seed)
@@ -618,15 +713,27 @@ def _check_args(templates, min_turns, max_turns, length_distribution) -> tuple[l
     return names, [DEFAULT_WEIGHTS[t] for t in names]
 
 
-def generate(n: int, seed: int = 0, *, templates: Sequence[str] | None = None, min_turns: int = MIN_TURNS,
-             max_turns: int = MAX_TURNS, length_distribution: str = "loguniform") -> Iterator[dict]:
+def generate(
+    n: int,
+    seed: int = 0,
+    *,
+    templates: Sequence[str] | None = None,
+    min_turns: int = MIN_TURNS,
+    max_turns: int = MAX_TURNS,
+    length_distribution: str = "loguniform",
+) -> Iterator[dict]:
     """``n`` EvoTrain samples (dicts), deterministic in ``seed`` and the other arguments."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     _check_args(templates, min_turns, max_turns, length_distribution)
     for i in range(n):
-        yield generate_sample(sample_seed(seed, i), templates=templates, min_turns=min_turns,
-                              max_turns=max_turns, length_distribution=length_distribution)
+        yield generate_sample(
+            sample_seed(seed, i),
+            templates=templates,
+            min_turns=min_turns,
+            max_turns=max_turns,
+            length_distribution=length_distribution,
+        )
 
 
 def write_jsonl(path: str | Path, n: int, seed: int = 0, *, progress: bool = False, **kwargs) -> Path:
@@ -645,8 +752,16 @@ def write_jsonl(path: str | Path, n: int, seed: int = 0, *, progress: bool = Fal
 # ---------------------------------------------------------------------------------- CLI
 def _run(args: argparse.Namespace) -> int:
     templates = [t.strip() for t in args.templates.split(",")] if args.templates else None
-    path = write_jsonl(args.out, args.n, args.seed, templates=templates, min_turns=args.min_turns,
-                       max_turns=args.max_turns, length_distribution=args.length_distribution, progress=True)
+    path = write_jsonl(
+        args.out,
+        args.n,
+        args.seed,
+        templates=templates,
+        min_turns=args.min_turns,
+        max_turns=args.max_turns,
+        length_distribution=args.length_distribution,
+        progress=True,
+    )
     print(f"wrote {args.n} samples to {path}")
     return 0
 
@@ -654,15 +769,21 @@ def _run(args: argparse.Namespace) -> int:
 def register(subparsers) -> None:
     """Add ``evoembedding synth``."""
     p = subparsers.add_parser(
-        "synth", help="generate context-dependent synthetic EvoTrain samples (JSONL)",
+        "synth",
+        help="generate context-dependent synthetic EvoTrain samples (JSONL)",
         description="Generate seeded, deterministic EvoTrain samples whose evidence needs context: "
-                    f"templates {', '.join(TEMPLATES)}.")
+        f"templates {', '.join(TEMPLATES)}.",
+    )
     p.add_argument("--out", required=True, help="output JSONL path")
     p.add_argument("-n", type=int, default=1000, help="number of samples (default 1000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--templates", default=None, help="comma-separated subset of templates (default: all)")
     p.add_argument("--min-turns", type=int, default=MIN_TURNS, help=f"fewest segments incl. the query (>= {MIN_TURNS})")
     p.add_argument("--max-turns", type=int, default=MAX_TURNS, help=f"most segments incl. the query (<= {MAX_TURNS})")
-    p.add_argument("--length-distribution", choices=LENGTH_DISTRIBUTIONS, default="loguniform",
-                   help="how sample lengths are drawn between min and max (default loguniform: many short, some long)")
+    p.add_argument(
+        "--length-distribution",
+        choices=LENGTH_DISTRIBUTIONS,
+        default="loguniform",
+        help="how sample lengths are drawn between min and max (default loguniform: many short, some long)",
+    )
     p.set_defaults(func=_run)

@@ -35,12 +35,12 @@ from ..recurrence import StreamState, advance, represent_queries
 from . import checkpoint as ckpt
 from .data import MAX_SEGMENTS, MAX_TOKENS, TokenizedSample, sample_at
 from .losses import (
+    anchor_loss,
     answer_ids,
     causal_memory_loss,
     causal_prompt,
     contrastive_loss,
     encoder_memory_loss,
-    anchor_loss,
     evidence_rank,
     static_embedding,
 )
@@ -169,7 +169,8 @@ class Trainer:
         if config.gradient_checkpointing:
             model.backbone.get_base_model().gradient_checkpointing_enable({"use_reentrant": False})
         self._autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16) if model.device.type == "cuda" and config.bf16
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if model.device.type == "cuda" and config.bf16
             else contextlib.nullcontext()
         )
 
@@ -186,7 +187,12 @@ class Trainer:
             if cfg.anchor_weight:
                 texts = sample.history + [model.tokenize([sample.query_text])[0]]
                 anchor = anchor_loss(torch.cat([vectors, query[None]]), model.static_vectors(texts))
-        return {"con": con, "mem": mem, "anchor": anchor, "loss": con + cfg.mem_weight * mem + cfg.anchor_weight * anchor}
+        return {
+            "con": con,
+            "mem": mem,
+            "anchor": anchor,
+            "loss": con + cfg.mem_weight * mem + cfg.anchor_weight * anchor,
+        }
 
     def _memory_loss(self, sample: TokenizedSample, memory: torch.Tensor) -> torch.Tensor:
         model, question = self.model, sample.query_text
@@ -221,7 +227,9 @@ class Trainer:
             while self.step < cfg.steps:
                 last = self._train_step()
                 bar.update(1)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.2e}", seg_s=f"{last['segments_per_s']:.1f}")
+                bar.set_postfix(
+                    loss=f"{last['loss']:.4f}", lr=f"{last['lr']:.2e}", seg_s=f"{last['segments_per_s']:.1f}"
+                )
                 if cfg.eval_every and self.eval_samples and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                     self._log({"step": self.step, **{f"eval_{k}": v for k, v in self.evaluate().items()}})
                 stopping = self._stop.is_set() or (stop_after is not None and self.step >= stop_after)
@@ -259,9 +267,16 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.step += 1
         elapsed = time.perf_counter() - start
-        record = {"step": self.step, **totals, "lr": lr, "grad_norm": float(grad_norm),
-                  "segments": segments, "seconds": elapsed, "segments_per_s": segments / elapsed,
-                  "position": self.position}
+        record = {
+            "step": self.step,
+            **totals,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "segments": segments,
+            "seconds": elapsed,
+            "segments_per_s": segments / elapsed,
+            "position": self.position,
+        }
         self._log(record)
         return record
 
@@ -270,12 +285,17 @@ class Trainer:
         rng_json, rng_tensors = ckpt.capture_rng()
         skeleton, opt_tensors = ckpt.flatten_optimizer(self.optimizer.state_dict())
         state = {
-            "step": self.step, "position": self.position, "train_config": dataclasses.asdict(self.config),
-            "optimizer": skeleton, "scheduler": self.scheduler.state_dict(), "rng": rng_json,
+            "step": self.step,
+            "position": self.position,
+            "train_config": dataclasses.asdict(self.config),
+            "optimizer": skeleton,
+            "scheduler": self.scheduler.state_dict(),
+            "rng": rng_json,
             "data": {"samples": len(self.samples), "fingerprint": self._fingerprint},
         }
-        return ckpt.save_checkpoint(self.out_dir, self.step, self.model, state, {**opt_tensors, **rng_tensors},
-                                    self.config.keep_checkpoints)
+        return ckpt.save_checkpoint(
+            self.out_dir, self.step, self.model, state, {**opt_tensors, **rng_tensors}, self.config.keep_checkpoints
+        )
 
     def resume(self) -> bool:
         """Continue from the newest checkpoint in ``out_dir``; returns False when there is none."""

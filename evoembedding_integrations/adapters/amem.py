@@ -47,7 +47,9 @@ class EvoAMemRetriever:
         if not isinstance(metadata, Mapping):
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
         text = enhanced_text(document, metadata) if isinstance(document, str) else document
-        self.store.add([text], stream_id=self.stream_id, ids=[doc_id], metadatas=[{**metadata, "enhanced_content": text}])
+        self.store.add(
+            [text], stream_id=self.stream_id, ids=[doc_id], metadatas=[{**metadata, "enhanced_content": text}]
+        )
 
     def delete_document(self, doc_id: str) -> None:
         self.store.delete([doc_id])
@@ -71,7 +73,9 @@ class EvoAMemRetriever:
         if query:
             return self._results(self.store.search(query, k=k, stream_ids=self.stream_id, filter=where))
         predicate = compile_filter(where)
-        records = [r for r in self.store.get(self.store.ids(self.stream_id)) if predicate is None or predicate(r.metadata)]
+        records = [
+            r for r in self.store.get(self.store.ids(self.stream_id)) if predicate is None or predicate(r.metadata)
+        ]
         results = self._results(records[:k])
         results["distances"] = [[]]
         return results

@@ -37,7 +37,9 @@ def _filter(filters: Mapping | None) -> dict | None:
 class EvoLightMemRetriever:
     """LightMem's embedding-retriever interface on one EvoStore stream."""
 
-    def __init__(self, store: EvoStore | None = None, *, model=None, stream_id: str = "lightmem", text_key: str = "memory") -> None:
+    def __init__(
+        self, store: EvoStore | None = None, *, model=None, stream_id: str = "lightmem", text_key: str = "memory"
+    ) -> None:
         self.store, self.stream_id, self.text_key = resolve_store(store, model), stream_id, text_key
         self._lock = threading.RLock()  # read-modify-write in update
 
@@ -52,7 +54,9 @@ class EvoLightMemRetriever:
         texts = [p[self.text_key] for p in payloads]
         return self.store.add(texts, stream_id=self.stream_id, ids=ids, metadatas=[dict(p) for p in payloads])
 
-    def search(self, query_vector, limit: int = 5, filters: dict | None = None, return_full: bool = False) -> list[dict]:
+    def search(
+        self, query_vector, limit: int = 5, filters: dict | None = None, return_full: bool = False
+    ) -> list[dict]:
         """Best ``limit`` entries for a query vector (from :class:`EvoLightMemEmbedder`) or query text."""
         options = dict(k=limit, stream_ids=self.stream_id, filter=_filter(filters))
         if isinstance(query_vector, str):
@@ -74,7 +78,11 @@ class EvoLightMemRetriever:
         records = self.store.get(ids)
         vectors = self.store.vectors([r.id for r in records]) if with_vectors else None
         return [
-            {"id": r.id, "vector": vectors[n].tolist() if with_vectors else None, "payload": r.metadata if with_payload else None}
+            {
+                "id": r.id,
+                "vector": vectors[n].tolist() if with_vectors else None,
+                "payload": r.metadata if with_payload else None,
+            }
             for n, r in enumerate(records)
         ]
 

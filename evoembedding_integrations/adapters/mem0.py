@@ -88,7 +88,9 @@ def compile_mem0_filters(filters: Mapping | None) -> Callable[[dict], bool] | No
         elif isinstance(cond, Mapping):
             unknown = set(cond) - set(_COMPARE)
             if unknown:
-                raise ValueError(f"unknown mem0 filter operators {sorted(unknown)} for {key!r} (known: {sorted(_COMPARE)})")
+                raise ValueError(
+                    f"unknown mem0 filter operators {sorted(unknown)} for {key!r} (known: {sorted(_COMPARE)})"
+                )
             tests.extend(_test(key, op, arg) for op, arg in cond.items())
         else:
             tests.append(_test(key, "eq", cond))
@@ -194,7 +196,12 @@ class EvoMem0VectorStore(VectorStoreBase):
         self.store.clear()
 
     def col_info(self) -> dict:
-        return {"name": self.collection_name, "count": len(self.store), "streams": self.store.streams(), "dim": self.store.dim}
+        return {
+            "name": self.collection_name,
+            "count": len(self.store),
+            "streams": self.store.streams(),
+            "dim": self.store.dim,
+        }
 
     def reset(self) -> None:
         self.store.clear()
