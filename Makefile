@@ -1,9 +1,9 @@
-# The two set-up commands of the README: `make demo` and `make test`.
+# The two set-up commands of the README: `make demo` and `make test`; `make lint` is the CI gate.
 PY ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: demo test install bench
+.PHONY: demo test install bench lint
 
 $(BIN)/evoembedding:
 	$(PY) -m venv $(VENV)
@@ -14,6 +14,12 @@ install: $(BIN)/evoembedding
 
 demo: install
 	$(BIN)/evoembedding demo
+
+# Lint gate (CI runs it before the tests): ruff's linter and formatter, configured in pyproject.toml.
+lint: install
+	$(BIN)/pip install -q -e '.[lint]'
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 test: install
 	$(BIN)/pip install -q -e '.[test]'
