@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .chat import fold_chat
 from .model import EvoEmbeddingModel
-from .stream import validate_texts
+from .rerank import rerank
 
 
 def fold_messages(messages: Sequence[dict]) -> tuple[list[str], str]:
@@ -15,27 +16,9 @@ def fold_messages(messages: Sequence[dict]) -> tuple[list[str], str]:
 
     Each user message and the assistant reply after it become one turn "User: ...\\nAssistant: ...";
     a lone message becomes "User: ..." or "Assistant: ...". The last message is the query.
+    (:func:`evoembedding_core.chat.fold_chat` with ``unit="pair"``.)
     """
-    if not isinstance(messages, Sequence) or isinstance(messages, str) or not messages:
-        raise ValueError("messages must be a non-empty list of {'role', 'content'} dicts")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or "content" not in message or "role" not in message:
-            raise ValueError(f"messages[{i}] must be a dict with 'role' and 'content'")
-        if message["role"] not in ("user", "assistant", "system"):
-            raise ValueError(f"messages[{i}]['role'] must be 'user', 'assistant' or 'system', got {message['role']!r}")
-        validate_texts([message["content"]], f"messages[{i}]['content']")
-    *history, last = messages
-    turns: list[str] = []
-    i = 0
-    while i < len(history):
-        role, content = history[i]["role"], history[i]["content"]
-        if role == "user" and i + 1 < len(history) and history[i + 1]["role"] == "assistant":
-            turns.append(f"User: {content}\nAssistant: {history[i + 1]['content']}")
-            i += 2
-            continue
-        turns.append(f"{role.capitalize()}: {content}")
-        i += 1
-    return turns, last["content"]
+    return fold_chat(messages, unit="pair")
 
 
 class EvoEmbeddingClient:
@@ -64,14 +47,8 @@ class EvoEmbeddingClient:
 
         Returns ``[(candidate, score), ...]`` best first, or ``[index, ...]`` with ``return_indices``.
         """
-        (query,) = validate_texts([query], "query")
-        candidates = validate_texts(candidates, "candidates")
-        if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-        stream = self.model.stream()
-        vectors = stream.add(candidates)
-        scores = vectors @ stream.encode_query(query) if candidates else np.zeros(0, np.float32)
-        order = np.argsort(-scores, kind="stable")[:top_k]
+        candidates = [candidates] if isinstance(candidates, str) else candidates
+        ranked = rerank(self.model, query, candidates, top_k=top_k)
         if return_indices:
-            return [int(i) for i in order]
-        return [(candidates[i], float(scores[i])) for i in order]
+            return [i for i, _ in ranked]
+        return [(candidates[i], score) for i, score in ranked]
