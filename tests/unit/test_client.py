@@ -74,7 +74,10 @@ def test_rerank_puts_an_exact_duplicate_first(minilm_model):
     assert [c for c, _ in ranked][0] == query
     scores = [s for _, s in ranked]
     assert scores == sorted(scores, reverse=True) and len(ranked) == 4
-    assert client.rerank(query, candidates, top_k=2, return_indices=True) == [2, candidates.index(ranked[1][0])]
+    assert client.rerank(query, candidates, top_k=2, return_indices=True) == (
+        [query, ranked[1][0]],
+        [2, candidates.index(ranked[1][0])],
+    )
 
 
 @pytest.mark.parametrize(
