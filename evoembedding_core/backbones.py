@@ -220,3 +220,96 @@ def load_backbone(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return Backbone(model=model, tokenizer=tokenizer, kind=kind, source=source)
+
+
+def tokenize_segments(
+    tokenizer,
+    kind: str,
+    texts: list[str],
+    *,
+    limit: int,
+    prefix: str = "",
+    prefix_apart: bool = False,
+    end_token: str | None = None,
+) -> list[list[int]]:
+    """Token ids of each segment, truncated to ``limit`` tokens.
+
+    Encoders keep their special tokens ([CLS] ... [SEP]); causal LMs get ``end_id`` appended.
+    Truncation rule: a segment over ``limit`` (special tokens included) keeps its first
+    ``limit - 1`` tokens plus the closing [SEP]/end token, with a warning.
+
+    Args:
+        tokenizer: The backbone's tokenizer.
+        kind: ``"encoder"`` or ``"causal"``.
+        texts: The segments.
+        limit: Most tokens per segment.
+        prefix: Text put before every segment (a query instruction).
+        prefix_apart: Tokenise ``prefix`` on its own and join the ids (causal backbones only).
+        end_token: Causal backbones: the token closing every segment (``None``: EOS).
+
+    Returns:
+        One list of token ids per text.
+
+    Raises:
+        ValueError: ``end_token`` is not in the tokenizer's vocabulary.
+    """
+    if prefix and not prefix_apart:
+        texts = [prefix + t for t in texts]
+    # Tokenise one token past the limit: enough to detect overflow without materialising huge texts.
+    if kind == "encoder":
+        ids = tokenizer(texts, add_special_tokens=True, truncation=True, max_length=limit + 1)["input_ids"]
+        tail = [tokenizer.sep_token_id] if tokenizer.sep_token_id is not None else []
+    else:
+        encoded = tokenizer(texts, add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
+        end_id = segment_end_id(tokenizer, end_token)
+        head = tokenizer(prefix, add_special_tokens=False)["input_ids"] if prefix and prefix_apart else []
+        ids = [head + seq + [end_id] for seq in encoded]
+        tail = [end_id]
+    long = [i for i, seq in enumerate(ids) if len(seq) > limit]
+    for i in long:
+        ids[i] = ids[i][: limit - len(tail)] + tail
+    if long:
+        warnings.warn(
+            f"{len(long)} segment(s) longer than max_segment_tokens={limit} were truncated "
+            f"(first: #{long[0]}); split long documents into chunks before adding them",
+            stacklevel=4,
+        )
+    return ids
+
+
+def transformer_body(model: torch.nn.Module, kind: str) -> torch.nn.Module:
+    """The module that maps input embeddings to last hidden states (no LM head)."""
+    return model.get_decoder() if kind == "causal" else model
+
+
+def last_token_vectors(encoder: torch.nn.Module, segments: list[list[int]]) -> torch.Tensor:
+    """Last-token pooling of an embedding model over left-padded rows, L2-normalised.
+
+    Args:
+        encoder: A transformers body (e.g. Qwen3-Embedding's) returning ``last_hidden_state``.
+        segments: Token ids of each row.
+
+    Returns:
+        The normalised last-token states, (n, hidden), float32.
+    """
+    device = encoder.get_input_embeddings().weight.device
+    width = max(len(s) for s in segments)
+    ids = torch.zeros(len(segments), width, dtype=torch.long, device=device)
+    mask = torch.zeros_like(ids)
+    for row, segment in enumerate(segments):
+        ids[row, width - len(segment) :] = torch.tensor(segment, device=device)
+        mask[row, width - len(segment) :] = 1
+    inputs = encoder.get_input_embeddings()(ids) * mask.unsqueeze(-1)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    out = encoder(inputs_embeds=inputs, attention_mask=mask, position_ids=positions)
+    return torch.nn.functional.normalize(out.last_hidden_state[:, -1, :].float(), dim=-1)
+
+
+def segment_end_id(tokenizer, token: str | None) -> int:
+    """Id of the token closing every causal segment (``token``; ``None``: the tokenizer's EOS)."""
+    if token is None:
+        return tokenizer.eos_token_id
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or token_id == tokenizer.unk_token_id:
+        raise ValueError(f"segment_end_token {token!r} is not in the tokenizer's vocabulary")
+    return token_id

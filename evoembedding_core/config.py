@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .validation import check_positive_int, is_int
+
 FORMAT_NAME = "evoembedding"
 FORMAT_VERSION = 1
 
@@ -84,16 +86,14 @@ class EvoEmbeddingConfig:
             raise TypeError(f"backbone must be a non-empty string, got {self.backbone!r}")
         for name in ("num_queries", "memory_slots", "lora_r", "max_segment_tokens", "chunk_segments", "chunk_tokens"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
+            if not is_int(value):
                 raise TypeError(f"{name} must be an integer, got {value!r}")
-        if self.num_queries < 1 or self.memory_slots < 1:
-            raise ValueError("num_queries and memory_slots must be >= 1")
+        for name in ("num_queries", "memory_slots", "chunk_segments", "chunk_tokens", "max_segment_tokens"):
+            check_positive_int(getattr(self, name), name)
         if self.backbone_kind not in (None, "encoder", "causal"):
             raise ValueError(f"backbone_kind must be 'encoder', 'causal' or None, got {self.backbone_kind!r}")
         if self.pooling not in (None, "mean", "last"):
             raise ValueError(f"pooling must be 'mean', 'last' or None, got {self.pooling!r}")
-        if self.chunk_segments < 1 or self.chunk_tokens < 1 or self.max_segment_tokens < 1:
-            raise ValueError("chunk_segments, chunk_tokens and max_segment_tokens must be >= 1")
         if self.evolution not in ("rows", "packed"):
             raise ValueError(f"evolution must be 'rows' or 'packed', got {self.evolution!r}")
 
@@ -101,6 +101,22 @@ class EvoEmbeddingConfig:
     def capacity(self) -> int:
         """C = L x K, the most latents the memory queue holds."""
         return self.memory_slots * self.num_queries
+
+    def check_position_budget(self, limit: int | None) -> None:
+        """Check that memory, segment and queries fit the backbone's positions.
+
+        Args:
+            limit: The backbone's ``max_position_embeddings`` (``None``: no limit).
+
+        Raises:
+            ValueError: ``capacity + max_segment_tokens + num_queries`` exceeds ``limit``.
+        """
+        need = self.capacity + self.max_segment_tokens + self.num_queries
+        if limit and need > limit:
+            raise ValueError(
+                f"capacity ({self.capacity}) + max_segment_tokens ({self.max_segment_tokens}) + num_queries "
+                f"({self.num_queries}) = {need} exceeds the backbone's {limit} positions"
+            )
 
     def to_dict(self) -> dict:
         return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **dataclasses.asdict(self)}

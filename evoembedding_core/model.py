@@ -21,33 +21,49 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, get_peft_model
-from peft.tuners.lora import Linear as LoraLinear
-from peft.tuners.tuners_utils import BaseTunerLayer
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
-from .backbones import Backbone, default_lora_targets, load_backbone, quiet_loading
+from .backbones import (
+    Backbone,
+    default_lora_targets,
+    last_token_vectors,
+    load_backbone,
+    tokenize_segments,
+    transformer_body,
+)
 from .config import EvoEmbeddingConfig
+from .lora import MEMORY_ADAPTER, RETRIEVER_ADAPTER, LoraAdapters, is_lora_parameter
 
-MEMORY_ADAPTER = "memory"
-RETRIEVER_ADAPTER = "retriever"
+if TYPE_CHECKING:
+    from .stream import EvoStream
+
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
+HEAD_NAMES = frozenset({"memory_queries", "latent_to_mem", "mem_to_latent", "mem_to_emb"})
+"""Top-level names of the trained parts besides the LoRA weights."""
 
 
 class EvoEmbeddingModel(nn.Module):
     """The EvoEmbedding model. Build one from a config, or load one with :meth:`from_pretrained`.
+
+    Args:
+        config: The hyper-parameters (backbone, memory size, LoRA rank, chunking).
+        backbone: An already loaded backbone (default: load ``config.backbone``).
+        device: Where to put the model (default: CUDA when available, else CPU).
+        dtype: The backbone's dtype (default: bf16 on CUDA, float32 on CPU); adapters, queries,
+            heads and memory stay float32.
+
+    Raises:
+        ValueError: The config does not fit the backbone (positions, packed evolution on an encoder).
 
     >>> model = EvoEmbeddingModel.default()            # doctest: +SKIP
     >>> stream = model.stream()                         # doctest: +SKIP
@@ -82,22 +98,22 @@ class EvoEmbeddingModel(nn.Module):
         """The bundled static embedding model of a released checkpoint (``native`` mode), if any."""
         hidden = backbone.model.config.hidden_size
         out_dim = config.output_dim or hidden
-        self._check_positions(backbone.model.config)
+        config.check_position_budget(getattr(backbone.model.config, "max_position_embeddings", None))
 
-        targets = config.lora_target_modules or default_lora_targets(backbone.model, self.kind)
-        lora = LoraConfig(
-            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout, target_modules=targets
+        self.adapters = LoraAdapters(
+            backbone.model,
+            target_modules=config.lora_target_modules or default_lora_targets(backbone.model, self.kind),
+            r=config.lora_r,
+            alpha=config.lora_alpha,
+            dropout=config.lora_dropout,
         )
-        with quiet_loading():  # LoRA weights stay float32 even on a bf16 backbone (peft's autocast)
-            self.backbone = get_peft_model(backbone.model, lora, adapter_name=MEMORY_ADAPTER)
-            self.backbone.add_adapter(RETRIEVER_ADAPTER, lora)
-        self._lora_layers = [m for m in self.backbone.modules() if isinstance(m, BaseTunerLayer)]
-        self._merged_cache: dict[str, tuple[tuple, list[torch.Tensor]]] = {}
-        self._fingerprint_cache: tuple[tuple, str] | None = None
-        self.lock = threading.RLock()
+        """The two LoRA adapters (switching and merged weights live in :mod:`evoembedding_core.lora`)."""
+        self.backbone = self.adapters.model
+        self.lock = self.adapters.lock
         """Held while an adapter is active: the adapter switch is model-wide state, so forwards of one
         model from several threads take turns."""
-        self._body = _transformer_body(self.backbone.get_base_model(), self.kind)
+        self._fingerprint_cache: tuple[tuple, str] | None = None
+        self._body = transformer_body(self.backbone.get_base_model(), self.kind)
 
         # Queries, heads and memory latents are float32 whatever the backbone's dtype: the heads'
         # shifted identities (x + init_shift - init_shift) would lose x's precision in bf16.
@@ -114,17 +130,6 @@ class EvoEmbeddingModel(nn.Module):
         self.eval()
 
     # ------------------------------------------------------------------ construction helpers
-    def _check_positions(self, hf_config) -> None:
-        limit = getattr(hf_config, "max_position_embeddings", None)
-        cfg = self.config
-        if limit:
-            need = cfg.capacity + cfg.max_segment_tokens + cfg.num_queries
-            if need > limit:
-                raise ValueError(
-                    f"capacity ({cfg.capacity}) + max_segment_tokens ({cfg.max_segment_tokens}) + num_queries "
-                    f"({cfg.num_queries}) = {need} exceeds the backbone's {limit} positions"
-                )
-
     @torch.no_grad()
     def _init_heads(self, shift: float) -> None:
         for layer in (self.latent_to_mem[0], self.mem_to_latent[0], self.mem_to_emb[0], self.mem_to_emb[2]):
@@ -140,14 +145,17 @@ class EvoEmbeddingModel(nn.Module):
         return [p for _, p in self.trainable_named_parameters()]
 
     def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """``(name, parameter)`` of :meth:`trainable_parameters`, in registration order."""
         return [(n, p) for n, p in self.named_parameters() if _is_trainable_name(n)]
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """The trained tensors by name (detached): what :meth:`save_pretrained` writes."""
         return {n: p.detach() for n, p in self.trainable_named_parameters()}
 
     # ------------------------------------------------------------------ properties
     @property
     def device(self) -> torch.device:
+        """Device of the model's parameters."""
         return self.memory_queries.device
 
     @property
@@ -162,67 +170,67 @@ class EvoEmbeddingModel(nn.Module):
 
     @property
     def hidden_size(self) -> int:
+        """Width D of the backbone's hidden states and of the memory latents."""
         return self.memory_queries.shape[1]
 
     @property
     def output_dim(self) -> int:
+        """Size of the output vectors."""
         return self.mem_to_emb[2].out_features
 
     # ------------------------------------------------------------------ tokenising
     def tokenize(self, texts: list[str], *, query: bool = False) -> list[list[int]]:
-        """Token ids of each segment (queries get the instruction prefix), truncated to the limit.
+        """Token ids of each segment, truncated to ``max_segment_tokens`` (with a warning).
 
-        Encoders keep their special tokens ([CLS] ... [SEP]); causal LMs get the EOS token appended.
-        Truncation rule: a segment over ``max_segment_tokens`` (special tokens included) keeps its
-        first ``max_segment_tokens - 1`` tokens plus the closing [SEP]/EOS, with a warning.
+        Args:
+            texts: The segments (already validated).
+            query: Put the config's ``query_prefix`` before each text.
+
+        Returns:
+            One list of token ids per text (see :func:`~evoembedding_core.backbones.tokenize_segments`).
         """
-        apart = query and self.config.query_prefix_apart
-        if query and not apart:
-            texts = [self.config.query_prefix + t for t in texts]
-        limit = self.config.max_segment_tokens
-        tok = self.tokenizer
-        # Tokenise one token past the limit: enough to detect overflow without materialising huge texts.
-        if self.kind == "encoder":
-            ids = tok(texts, add_special_tokens=True, truncation=True, max_length=limit + 1)["input_ids"]
-            tail = [tok.sep_token_id] if tok.sep_token_id is not None else []
-        else:
-            encoded = tok(texts, add_special_tokens=False, truncation=True, max_length=limit)["input_ids"]
-            end = self._segment_end_id()
-            head = tok(self.config.query_prefix, add_special_tokens=False)["input_ids"] if apart else []
-            ids = [head + seq + [end] for seq in encoded]
-            tail = [end]
-        long = [i for i, seq in enumerate(ids) if len(seq) > limit]
-        for i in long:
-            ids[i] = ids[i][: limit - len(tail)] + tail
-        if long:
-            warnings.warn(
-                f"{len(long)} segment(s) longer than max_segment_tokens={limit} were truncated "
-                f"(first: #{long[0]}); split long documents into chunks before adding them",
-                stacklevel=3,
-            )
-        return ids
-
-    def _segment_end_id(self) -> int:
-        """Id of the token closing every causal segment (``segment_end_token``, default EOS)."""
-        token = self.config.segment_end_token
-        if token is None:
-            return self.tokenizer.eos_token_id
-        token_id = self.tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == self.tokenizer.unk_token_id:
-            raise ValueError(f"segment_end_token {token!r} is not in the tokenizer's vocabulary")
-        return token_id
+        cfg = self.config
+        return tokenize_segments(
+            self.tokenizer,
+            self.kind,
+            texts,
+            limit=cfg.max_segment_tokens,
+            prefix=cfg.query_prefix if query else "",
+            prefix_apart=cfg.query_prefix_apart,
+            end_token=cfg.segment_end_token,
+        )
 
     # ------------------------------------------------------------------ the two operations
     def evolve(self, memories: list[torch.Tensor], segments: list[list[int]]) -> torch.Tensor:
-        """K new latents per segment, each segment read over its memory: returns (n, K, D)."""
+        """K new latents per segment, each segment read over its memory (adapter ``memory``).
+
+        Args:
+            memories: One (m_i, D) memory per segment.
+            segments: Token ids of each segment.
+
+        Returns:
+            The new latents, (n, K, D).
+        """
         hidden, _ = self._encode_rows(MEMORY_ADAPTER, memories, segments, with_queries=True)
         k = self.config.num_queries
         return self.latent_to_mem(hidden[:, -k:, :].to(self.dtype))
 
     def evolve_packed(self, memory: torch.Tensor, segments: list[list[int]]) -> torch.Tensor:
-        """K new latents per segment from ONE causal row ``[mem_to_latent(memory); seg1; queries;
-        seg2; queries; ...]`` (``evolution="packed"``): segment t's queries see the memory and
-        segments 1..t, never later ones. Returns (n, K, D)."""
+        """K new latents per segment from ONE causal row (``evolution="packed"``).
+
+        The row is ``[mem_to_latent(memory); seg1; queries; seg2; queries; ...]``: segment t's
+        queries see the memory and segments 1..t, never later ones.
+
+        Args:
+            memory: The (m, D) memory the chunk starts from.
+            segments: Token ids of the chunk's segments, in order.
+
+        Returns:
+            The new latents, (n, K, D).
+
+        Raises:
+            ValueError: The backbone is not causal.
+        """
         if self.kind != "causal":
             raise ValueError("packed evolution needs a causal backbone")
         k = self.config.num_queries
@@ -246,23 +254,31 @@ class EvoEmbeddingModel(nn.Module):
         return self.latent_to_mem(hidden[at].to(self.dtype))
 
     def represent_native(self, segments: list[list[int]]) -> torch.Tensor:
-        """Static vectors from the bundled embedding model (``native`` mode): the last token's
-        state of each left-padded row, L2-normalised. Returns (n, output_dim)."""
+        """Static vectors from the bundled embedding model of a released checkpoint (``native`` mode).
+
+        Args:
+            segments: Token ids of each segment.
+
+        Returns:
+            The last token's state of each left-padded row, L2-normalised: (n, output_dim).
+
+        Raises:
+            ValueError: The model has no bundled embedding model.
+        """
         if self.native_encoder is None:
             raise ValueError("native mode needs a released checkpoint that bundles an embedding model (emb_model)")
-        width = max(len(s) for s in segments)
-        ids = torch.zeros(len(segments), width, dtype=torch.long, device=self.device)
-        mask = torch.zeros_like(ids)
-        for row, segment in enumerate(segments):
-            ids[row, width - len(segment) :] = torch.tensor(segment, device=self.device)
-            mask[row, width - len(segment) :] = 1
-        inputs = self.native_encoder.get_input_embeddings()(ids) * mask.unsqueeze(-1)
-        positions = (mask.cumsum(1) - 1).clamp(min=0)
-        out = self.native_encoder(inputs_embeds=inputs, attention_mask=mask, position_ids=positions)
-        return F.normalize(out.last_hidden_state[:, -1, :].float(), dim=-1)
+        return last_token_vectors(self.native_encoder, segments)
 
     def represent(self, memories: list[torch.Tensor], segments: list[list[int]]) -> torch.Tensor:
-        """L2-normalised vector per segment, each read over its memory: returns (n, output_dim)."""
+        """L2-normalised vector per segment, each read over its memory (adapter ``retriever``).
+
+        Args:
+            memories: One (m_i, D) memory per segment.
+            segments: Token ids of each segment.
+
+        Returns:
+            The vectors, (n, output_dim), float32.
+        """
         hidden, segment_mask = self._encode_rows(RETRIEVER_ADAPTER, memories, segments, with_queries=False)
         vectors = self.mem_to_emb(self.latent_to_mem(self.pool(hidden, segment_mask)))
         return F.normalize(vectors.float(), dim=-1)
@@ -284,6 +300,7 @@ class EvoEmbeddingModel(nn.Module):
             return F.normalize(self.pool(hidden, mask).float(), dim=-1)
 
     def empty_memory(self) -> torch.Tensor:
+        """A (0, D) memory on the model's device and dtype."""
         return torch.zeros(0, self.hidden_size, device=self.device, dtype=self.dtype)
 
     def _encode_rows(
@@ -330,68 +347,43 @@ class EvoEmbeddingModel(nn.Module):
         return out.last_hidden_state, torch.stack(seg_masks)
 
     @contextmanager
-    def adapter(self, name: str | None):
+    def adapter(self, name: str | None) -> Iterator[None]:
         """Activate one LoRA adapter (``None``: none) without touching ``requires_grad``.
 
         Holds :attr:`lock` meanwhile, so concurrent users of one model never see each other's adapter.
-        Without autograd (inference) the adapter runs merged: each LoRA linear becomes one matmul
-        with ``W + B A * scaling`` (cached per adapter until a weight changes), instead of the base
-        matmul plus two thin LoRA matmuls, a scale and an add over every token.
+        Without autograd (inference) the adapter runs merged (see :mod:`evoembedding_core.lora`).
+
+        Args:
+            name: ``"memory"``, ``"retriever"`` or ``None`` (the bare backbone).
         """
         with self.lock:
-            previous = [
-                (layer._active_adapter, layer._disable_adapters, layer.__dict__.get("forward"))
-                for layer in self._lora_layers
-            ]
             merged = self._merged_weights(name) if name is not None else None
-            for layer in self._lora_layers:
-                layer._disable_adapters = name is None
-                if name is not None:
-                    layer._active_adapter = [name]
-            for layer, weight in zip(self._lora_layers, merged or ()):
-                layer.forward = partial(F.linear, weight=weight, bias=layer.base_layer.bias)
-            try:
+            with self.adapters.activate(name, merged=merged):
                 yield
-            finally:
-                for layer, (active, disabled, forward) in zip(self._lora_layers, previous):
-                    layer._active_adapter, layer._disable_adapters = active, disabled
-                    if forward is None:
-                        layer.__dict__.pop("forward", None)
-                    else:
-                        layer.forward = forward
 
     def _merged_weights(self, name: str) -> list[torch.Tensor] | None:
-        """Per LoRA layer, its base weight with adapter ``name`` merged in (summed in float32, stored
-        in the layer's dtype); ``None`` when merging is not exact or not allowed (autograd on,
-        dropout active, non-plain-LoRA layers)."""
-        if torch.is_grad_enabled() or self.training or not self._lora_layers:
-            return None
-        if not all(_plain_lora(layer, name) for layer in self._lora_layers):
-            return None
-        key = tuple(
-            (t.data_ptr(), t._version)
-            for layer in self._lora_layers
-            for t in (layer.base_layer.weight, layer.lora_A[name].weight, layer.lora_B[name].weight)
-        )
-        cached = self._merged_cache.get(name)
-        if cached is None or cached[0] != key:
-            with torch.no_grad():
-                weights = [_merged_weight(layer, name) for layer in self._lora_layers]
-            cached = self._merged_cache[name] = (key, weights)
-        return cached[1]
+        """Adapter ``name`` merged into each LoRA layer's weight, or ``None`` to run peft's LoRA."""
+        return self.adapters.merged_weights(name, training=self.training)
 
     # ------------------------------------------------------------------ streams
-    def stream(self) -> "EvoStream":
-        """A new, empty stream over this model."""
+    def stream(self) -> EvoStream:
+        """A new, empty stream over this model.
+
+        Returns:
+            An :class:`~evoembedding_core.stream.EvoStream` with an empty memory.
+        """
+        # Lazy: stream.py sits above model.py in the layering (it imports this module).
         from .stream import EvoStream
 
         return EvoStream(self)
 
     # ------------------------------------------------------------------ persistence
     def fingerprint(self) -> str:
-        """SHA-256 over the config and the trained weights: identifies the model a store was built with.
+        """Identify the model a store or a stream state was built with.
 
-        Cached until the config or a trained weight changes (every stream save and load asks for it).
+        Returns:
+            SHA-256 (hex) over the config and the trained weights; cached until the config or a
+            trained weight changes (every stream save and load asks for it).
         """
         config = json.dumps(self.config.to_dict(), sort_keys=True)
         named = sorted(self.trainable_named_parameters())
@@ -405,7 +397,14 @@ class EvoEmbeddingModel(nn.Module):
         return self._fingerprint_cache[1]
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` (adapters, queries, heads; no backbone)."""
+        """Write ``config.json`` and ``model.safetensors`` (adapters, queries, heads; no backbone).
+
+        Args:
+            directory: The target directory (created if needed).
+
+        Returns:
+            The directory.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.config.save(directory / CONFIG_NAME)
@@ -414,7 +413,14 @@ class EvoEmbeddingModel(nn.Module):
         return directory
 
     def load_trained_weights(self, tensors: dict[str, torch.Tensor]) -> None:
-        """Copy trained tensors in, refusing missing, unexpected or mis-shaped ones."""
+        """Copy trained tensors into the model.
+
+        Args:
+            tensors: Tensors by parameter name, as from :meth:`trainable_state_dict`.
+
+        Raises:
+            ValueError: A tensor is missing, unexpected or mis-shaped (nothing is copied then).
+        """
         own = dict(self.trainable_named_parameters())
         missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
         if missing or unexpected:
@@ -425,116 +431,39 @@ class EvoEmbeddingModel(nn.Module):
                     raise ValueError(f"{name}: checkpoint shape {tuple(tensors[name].shape)} != {tuple(param.shape)}")
                 param.copy_(tensors[name])
 
+    # ------------------------------------------------------------------ loading (see loading.py)
+    # Lazy imports: loading.py sits above model.py in the layering; these are public conveniences.
     @classmethod
-    def from_pretrained(
-        cls,
-        name_or_dir: str | Path,
-        *,
-        device: torch.device | str | None = None,
-        dtype: torch.dtype | None = None,
-        revision: str | None = None,
-        local_files_only: bool = False,
-        **overrides,
-    ) -> "EvoEmbeddingModel":
-        """Load a model saved by :meth:`save_pretrained`, ``"default"``, or a Hugging Face id.
+    def from_pretrained(cls, name_or_dir: str | Path, **options) -> EvoEmbeddingModel:
+        """Load a model saved by :meth:`save_pretrained`, ``"default"``, a Hugging Face id, or a
+        released EvoEmbedding checkpoint.
 
-        A hub id is fetched with ``huggingface_hub.snapshot_download`` (config, safetensors and
-        tokenizer files only) into the Hugging Face cache; ``local_files_only=True`` (or
-        ``HF_HUB_OFFLINE=1``) uses the cache without network. ``overrides`` replace config fields
-        (e.g. ``backbone="/local/copy"`` when the original backbone path is not available here).
+        Args:
+            name_or_dir: ``"default"``, a saved model directory, or a hub id ``owner/name``.
+            **options: ``device``, ``dtype``, ``revision``, ``local_files_only`` (use the Hugging Face
+                cache without network) and config fields to replace (e.g. ``backbone="/local/copy"``).
+
+        Returns, Raises: as :func:`evoembedding_core.loading.from_pretrained`.
         """
-        directory = _resolve_model_dir(name_or_dir, revision=revision, local_files_only=local_files_only)
-        raw = json.loads((directory / CONFIG_NAME).read_text())
-        if raw.get("format") != "evoembedding":
-            from .compat import load_foreign
+        from .loading import from_pretrained
 
-            return load_foreign(directory, raw, device=device, dtype=dtype, **overrides)
-        # Running a backbone's own code is the caller's decision: a config file cannot grant it to itself.
-        config = EvoEmbeddingConfig.from_dict({**raw, "trust_remote_code": False, **overrides})
-        try:
-            tensors = load_file(directory / WEIGHTS_NAME)
-        except SafetensorError as exc:
-            raise ValueError(f"{directory / WEIGHTS_NAME} is not a valid safetensors file ({exc})") from None
-        model = cls(config, device=device, dtype=dtype)
-        model.load_trained_weights(tensors)
-        return model
+        return from_pretrained(name_or_dir, cls=cls, **options)
 
     @classmethod
     def default(cls, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
-        """The shipped default model (MiniLM backbone), loaded offline from the package."""
-        if not (DEFAULT_MODEL_DIR / WEIGHTS_NAME).is_file():
-            warnings.warn(
-                "no trained default model is shipped in this build: using an UNTRAINED EvoEmbedding "
-                "model on MiniLM (equal to static MiniLM on an empty memory)",
-                stacklevel=2,
-            )
-            return cls(EvoEmbeddingConfig(), device=device, dtype=dtype)
-        return cls.from_pretrained(DEFAULT_MODEL_DIR, device=device, dtype=dtype)
+        """The shipped default model (MiniLM backbone), loaded offline from the package.
+
+        Args:
+            device: Where to put the model.
+            dtype: The backbone's dtype.
+
+        Returns:
+            The trained default model (an untrained one, with a warning, if the build ships none).
+        """
+        from .loading import default
+
+        return default(cls=cls, device=device, dtype=dtype)
 
 
 def _is_trainable_name(name: str) -> bool:
-    return "lora_" in name or name.split(".")[0] in {"memory_queries", "latent_to_mem", "mem_to_latent", "mem_to_emb"}
-
-
-_FLOATS = (torch.float32, torch.bfloat16, torch.float16)
-
-
-def _plain_lora(layer: nn.Module, name: str) -> bool:
-    """A vanilla LoRA ``Linear`` over a float ``nn.Linear``: merging it changes only float rounding
-    (in float32; over a bfloat16/float16 backbone, one rounding of the summed weight)."""
-    return (
-        isinstance(layer, LoraLinear)
-        and isinstance(layer.base_layer, nn.Linear)
-        and name in layer.lora_A
-        and name not in layer.lora_variant
-        and not layer.fan_in_fan_out
-        and layer.base_layer.weight.dtype in _FLOATS
-        and layer.lora_A[name].weight.dtype in _FLOATS  # peft keeps adapters in float32 over a bf16 base
-    )
-
-
-def _merged_weight(layer: LoraLinear, name: str) -> torch.Tensor:
-    """``W + B A * scaling`` of one LoRA layer, summed in float32, in the base weight's dtype."""
-    base = layer.base_layer.weight
-    delta = (layer.lora_B[name].weight.float() @ layer.lora_A[name].weight.float()) * layer.scaling[name]
-    return (base.float() + delta).to(base.dtype)
-
-
-def _transformer_body(model: nn.Module, kind: str) -> nn.Module:
-    """The module that maps input embeddings to last hidden states (no LM head)."""
-    if kind == "causal":
-        return model.get_decoder()
-    return model
-
-
-HUB_FILE_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model"]
-
-
-def _resolve_model_dir(name_or_dir: str | Path, *, revision: str | None = None, local_files_only: bool = False) -> Path:
-    """A local model directory for ``"default"``, a directory, or a Hugging Face id (``owner/name``)."""
-    if not isinstance(name_or_dir, (str, Path)) or not str(name_or_dir).strip():
-        raise TypeError(f"model must be a directory path or a Hugging Face id, got {name_or_dir!r}")
-    if str(name_or_dir) == "default":
-        return DEFAULT_MODEL_DIR
-    path = Path(name_or_dir).expanduser()
-    if path.is_dir():
-        if not (path / CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"{path} has no {CONFIG_NAME}: not a saved model directory")
-        return path
-    if path.exists():
-        raise ValueError(f"{path} is a file; pass the model directory")
-    name = str(name_or_dir)
-    if isinstance(name_or_dir, Path) or name.startswith((".", "/", "~")) or name.count("/") != 1:
-        raise FileNotFoundError(f"model directory {name!r} does not exist (and is not a Hugging Face id owner/name)")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        snapshot = snapshot_download(
-            name, revision=revision, allow_patterns=HUB_FILE_PATTERNS, local_files_only=local_files_only
-        )
-    except (LocalEntryNotFoundError, HfHubHTTPError) as exc:
-        raise FileNotFoundError(f"could not get model {name!r} from the Hugging Face hub or its cache: {exc}") from exc
-    if not (Path(snapshot) / CONFIG_NAME).is_file():
-        raise FileNotFoundError(f"hub model {name!r} has no {CONFIG_NAME}")
-    return Path(snapshot)
+    return is_lora_parameter(name) or name.split(".")[0] in HEAD_NAMES

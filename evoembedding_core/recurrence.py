@@ -19,6 +19,7 @@ The same function serves inference (under ``torch.inference_mode``) and training
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -43,7 +44,8 @@ class StreamState:
     can recompute the chunk's causal row exactly (earlier query states do not change)."""
 
     @classmethod
-    def empty(cls, model: EvoEmbeddingModel) -> "StreamState":
+    def empty(cls, model: EvoEmbeddingModel) -> StreamState:
+        """The state of a stream that has read nothing (an empty memory on the model's device)."""
         memory = model.empty_memory()
         return cls(memory=memory, chunk_memory=memory)
 
@@ -51,7 +53,19 @@ class StreamState:
 def plan_chunks(
     state: StreamState, lengths: list[int], max_segments: int, max_tokens: int
 ) -> list[tuple[int, int, bool]]:
-    """Split the new segments into ``(start, stop, opens_new_chunk)`` runs by the chunking rule."""
+    """Split new segments into chunk runs by the chunking rule (a pure function of the lengths).
+
+    Args:
+        state: The stream's state (its open chunk's size counts).
+        lengths: Token counts of the new segments, in order.
+        max_segments: Most segments per chunk (``chunk_segments``).
+        max_tokens: Most segment tokens per chunk (``chunk_tokens``); a longer single segment gets
+            a chunk of its own.
+
+    Returns:
+        ``(start, stop, opens_new_chunk)`` runs covering ``range(len(lengths))`` in order; the
+        first run continues the open chunk unless ``opens_new_chunk``.
+    """
     runs: list[tuple[int, int, bool]] = []
     count, tokens = state.chunk_segments, state.chunk_tokens
     start, opens = 0, count == 0
@@ -70,7 +84,16 @@ def plan_chunks(
 def advance(
     model: EvoEmbeddingModel, state: StreamState, segments: list[list[int]]
 ) -> tuple[torch.Tensor, StreamState]:
-    """Read tokenised segments in order: returns their vectors (n, E) and the new state.
+    """Read tokenised segments in order.
+
+    Args:
+        model: The model.
+        state: The stream's state before these segments.
+        segments: Token ids of the new segments, in order.
+
+    Returns:
+        Their vectors (n, output_dim) and the new state. A segment's vector depends only on the
+        segments before it, whatever the call boundaries.
 
     Evolution runs chunk by chunk (each chunk needs the memory the previous one left). No later
     step needs a segment's vector, so all representations of the call run at the end, in batches of
@@ -130,6 +153,14 @@ def length_batches(lengths: list[int], max_rows: int, overhead: int = BATCH_OVER
 
     Rows are sorted by length; a batch costs ``rows x its longest row + overhead``; the optimal
     split of the sorted order into runs of at most ``max_rows`` is found by dynamic programming.
+
+    Args:
+        lengths: Length of each row.
+        max_rows: Most rows per batch.
+        overhead: Cost of one more batch, in padded positions.
+
+    Returns:
+        Batches of row indices, shortest rows first; every row is in exactly one batch.
     """
     order = sorted(range(len(lengths)), key=lengths.__getitem__)
     best = [0] + [None] * len(order)  # best[i]: cheapest cost of the first i sorted rows
@@ -147,8 +178,51 @@ def length_batches(lengths: list[int], max_rows: int, overhead: int = BATCH_OVER
     return batches[::-1]
 
 
-def represent_queries(model: EvoEmbeddingModel, state: StreamState, queries: list[list[int]]) -> torch.Tensor:
-    """Vectors of tokenised queries, each read over the stream's current memory (memory unchanged)."""
-    if model.config.native:
-        return model.represent_native(queries)
-    return model.represent([state.memory] * len(queries), queries)
+QUERY_BATCH_ROWS = 64
+"""Most query rows per forward call of :func:`represent_queries`."""
+
+
+def represent_queries(
+    model: EvoEmbeddingModel,
+    states: StreamState | Sequence[StreamState],
+    queries: list[list[int]],
+    *,
+    max_rows: int = QUERY_BATCH_ROWS,
+) -> torch.Tensor:
+    """Vectors of tokenised queries, each read over a stream's current memory (which is unchanged).
+
+    The one place queries become vectors, for streams, stores, evaluation and training. Rows are
+    grouped by length (:func:`length_batches`) into forward calls of at most ``max_rows`` rows.
+    A released checkpoint in ``native`` mode reads every query with its bundled embedding model
+    (no memory), like the segments.
+
+    Args:
+        model: The model.
+        states: One state for all queries, or one state per query.
+        queries: Token ids of each query (``model.tokenize(texts, query=True)``); a single query
+            with several states is read over each of them.
+        max_rows: Most rows per forward call.
+
+    Returns:
+        One vector per (state, query) row: (n, output_dim), in input order. Autograd follows the
+        caller's mode (training calls this with gradients on).
+
+    Raises:
+        ValueError: ``states`` and ``queries`` have different lengths (neither being one).
+    """
+    memories = [states.memory] if isinstance(states, StreamState) else [s.memory for s in states]
+    if len(queries) == 1 and len(memories) > 1:
+        queries = queries * len(memories)
+    elif len(memories) == 1:
+        memories = memories * len(queries)
+    if len(memories) != len(queries):
+        raise ValueError(f"one state per query is required (got {len(memories)} states and {len(queries)} queries)")
+    if not queries:
+        return torch.zeros(0, model.output_dim, device=model.device)
+    native = model.config.native
+    batches = length_batches([len(q) + (0 if native else m.shape[0]) for m, q in zip(memories, queries)], max_rows)
+    if native:
+        parts = [model.represent_native([queries[i] for i in rows]) for rows in batches]
+    else:
+        parts = [model.represent([memories[i] for i in rows], [queries[i] for i in rows]) for rows in batches]
+    return _in_input_order(parts, batches)

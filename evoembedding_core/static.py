@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .backbones import MINILM, load_backbone
-from .stream import validate_texts
+from .validation import check_int, check_positive_int, validate_texts
 
 
 class StaticEmbedder:
@@ -30,9 +30,21 @@ class StaticEmbedder:
         device: torch.device | str | None = "cpu",
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        """``dtype=torch.bfloat16`` computes in bf16 (faster on CPUs with AMX / AVX512-BF16); vectors stay float32."""
-        if batch_size < 1 or max_tokens < 2:
-            raise ValueError(f"batch_size must be >= 1 and max_tokens >= 2, got {batch_size}, {max_tokens}")
+        """Load the backbone.
+
+        Args:
+            backbone: An encoder backbone (a packaged name, a directory or a Hugging Face id).
+            batch_size: Texts per forward call.
+            max_tokens: Longer texts are truncated to this many tokens.
+            device: Where to run.
+            dtype: ``torch.bfloat16`` computes in bf16 (faster on CPUs with AMX / AVX512-BF16);
+                vectors stay float32.
+
+        Raises:
+            ValueError: ``batch_size`` < 1, ``max_tokens`` < 2, or the backbone is not an encoder.
+        """
+        check_positive_int(batch_size, "batch_size")
+        check_int(max_tokens, "max_tokens", minimum=2)
         loaded = load_backbone(backbone, device=device, dtype=dtype)
         if loaded.kind != "encoder":
             raise ValueError(f"StaticEmbedder needs an encoder backbone; {backbone!r} is {loaded.kind}")
@@ -41,10 +53,22 @@ class StaticEmbedder:
 
     @property
     def dim(self) -> int:
+        """Size of the vectors."""
         return self.model.config.hidden_size
 
     def encode(self, texts, *, progress: bool = False) -> np.ndarray:
-        """Normalised vectors (n, dim) float32. Batches are formed by length; output keeps input order."""
+        """Encode texts, each on its own.
+
+        Args:
+            texts: The texts (a single string is one text).
+            progress: Show a progress bar.
+
+        Returns:
+            Normalised vectors (n, dim) float32, in input order (batches are formed by length).
+
+        Raises:
+            TypeError, ValueError: Invalid texts.
+        """
         texts = validate_texts(texts)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))

@@ -14,29 +14,10 @@ from safetensors.torch import load_file, save_file
 
 from .model import EvoEmbeddingModel
 from .recurrence import StreamState, advance, represent_queries
+from .validation import check_int, validate_texts
 
+__all__ = ["STATE_FORMAT_VERSION", "EvoStream", "validate_texts"]  # validate_texts: kept importable from here
 STATE_FORMAT_VERSION = 1
-
-
-def validate_texts(texts, what: str = "texts") -> list[str]:
-    """A list of non-empty strings, or a clear ``TypeError`` / ``ValueError`` naming the bad item.
-
-    A single string is accepted as one segment.
-    """
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, Sequence) or isinstance(texts, (bytes, bytearray)):
-        raise TypeError(f"{what} must be a list of strings, got {type(texts).__name__}")
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{what}[{i}] must be a string, got {type(text).__name__}")
-        if not text.strip():
-            raise ValueError(f"{what}[{i}] is empty or whitespace-only")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError(f"{what}[{i}] is not valid Unicode text (lone surrogate at {exc.start})") from None
-    return list(texts)
 
 
 class EvoStream:
@@ -47,6 +28,9 @@ class EvoStream:
     (2, 384)
 
     Not thread-safe: guard a shared stream with a lock (the stores do).
+
+    Args:
+        model: The model whose memory and adapters the stream uses.
     """
 
     def __init__(self, model: EvoEmbeddingModel) -> None:
@@ -66,12 +50,21 @@ class EvoStream:
 
     @property
     def state(self) -> StreamState:
+        """The stream's immutable state (queue, open chunk, length)."""
         return self._state
 
     def add(self, texts: Sequence[str] | str) -> np.ndarray:
-        """Append segments in order; returns their context-aware vectors, shape (n, d), float32.
+        """Append segments in order.
 
-        Invalid input raises before anything changes, so a rejected call leaves the stream as it was.
+        Args:
+            texts: The segments (a single string is one segment).
+
+        Returns:
+            Their context-aware vectors, (n, d) float32.
+
+        Raises:
+            TypeError, ValueError: Invalid texts (see :func:`~evoembedding_core.validation.validate_texts`),
+                raised before anything changes, so a rejected call leaves the stream as it was.
         """
         texts = validate_texts(texts)
         if not texts:
@@ -82,10 +75,19 @@ class EvoStream:
         return vectors.cpu().numpy().astype(np.float32)
 
     def encode_queries(self, queries: Sequence[str] | str, *, memory: bool = True) -> np.ndarray:
-        """Vectors of queries against the current memory (which they do not change): (n, d).
+        """Vectors of queries against the current memory (which they do not change).
 
-        ``memory=False`` reads the queries over an empty memory instead: for questions about the
-        whole past rather than the current context (the turns keep their context either way).
+        Args:
+            queries: The queries (a single string is one query).
+            memory: ``False`` reads the queries over an empty memory instead: for questions about
+                the whole past rather than the current context (the turns keep their context
+                either way).
+
+        Returns:
+            The query vectors, (n, d) float32.
+
+        Raises:
+            TypeError, ValueError: Invalid queries.
         """
         queries = validate_texts(queries, "queries")
         if not queries:
@@ -96,7 +98,19 @@ class EvoStream:
         return vectors.cpu().numpy().astype(np.float32)
 
     def encode_query(self, query: str, *, memory: bool = True) -> np.ndarray:
-        """Vector of one query against the current memory (``memory=False``: an empty one): shape (d,)."""
+        """Vector of one query against the current memory.
+
+        Args:
+            query: The query.
+            memory: ``False``: read it over an empty memory.
+
+        Returns:
+            The query vector, (d,) float32.
+
+        Raises:
+            TypeError: ``query`` is not a string.
+            ValueError: ``query`` is empty.
+        """
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
         return self.encode_queries([query], memory=memory)[0]
@@ -107,7 +121,12 @@ class EvoStream:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict:
-        """Tensors and counters that restore this stream exactly (see :meth:`load_state_dict`)."""
+        """The stream's state as plain tensors and counters.
+
+        Returns:
+            ``{"memory", "chunk_memory", "meta"}``: restores this stream exactly with
+            :meth:`load_state_dict` (on the same model).
+        """
         s = self._state
         return {
             "memory": s.memory.detach().cpu().clone(),
@@ -123,7 +142,17 @@ class EvoStream:
         }
 
     def load_state_dict(self, state: dict) -> "EvoStream":
-        """Restore a state from :meth:`state_dict`; refuses states of another model or bad shapes."""
+        """Restore a state from :meth:`state_dict`.
+
+        Args:
+            state: A dict as returned by :meth:`state_dict`.
+
+        Returns:
+            This stream.
+
+        Raises:
+            ValueError: The state belongs to another model, or a shape, counter or value is wrong.
+        """
         try:
             memory, chunk_memory, meta = state["memory"], state["chunk_memory"], state["meta"]
         except (KeyError, TypeError):
@@ -142,8 +171,7 @@ class EvoStream:
                 raise ValueError(f"stream state {name} contains NaN or inf")
         counters = {k: meta.get(k) for k in ("length", "chunk_segments", "chunk_tokens")}
         for key, value in counters.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"stream state {key} must be a non-negative integer, got {value!r}")
+            check_int(value, f"stream state {key}", minimum=0)
         if counters["chunk_segments"] > cfg.chunk_segments or counters["chunk_segments"] > counters["length"]:
             raise ValueError("stream state chunk_segments is inconsistent with the config or length")
         if memory.shape[0] > counters["length"] * cfg.num_queries or chunk_memory.shape[0] > memory.shape[0]:
@@ -156,14 +184,28 @@ class EvoStream:
         return self
 
     def save(self, path: str | Path) -> None:
-        """Write the state to one safetensors file (counters in its JSON metadata)."""
+        """Write the state to one safetensors file (counters in its JSON metadata, with a checksum).
+
+        Args:
+            path: The file to write.
+        """
         state = self.state_dict()
         tensors = {"memory": state["memory"].contiguous(), "chunk_memory": state["chunk_memory"].contiguous()}
         meta = json.dumps(state["meta"])
         save_file(tensors, str(path), metadata={"evoembedding_stream": meta, "sha256": _state_digest(tensors, meta)})
 
     def load(self, path: str | Path) -> "EvoStream":
-        """Restore the state saved by :meth:`save` (safetensors only: nothing is unpickled)."""
+        """Restore the state saved by :meth:`save` (safetensors only: nothing is unpickled).
+
+        Args:
+            path: The file to read.
+
+        Returns:
+            This stream.
+
+        Raises:
+            ValueError: The file is unreadable, fails its checksum, or holds an invalid state.
+        """
         try:
             from safetensors import safe_open
 

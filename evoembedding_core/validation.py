@@ -111,9 +111,12 @@ def check_int(value, what: str, *, minimum: int | None = None, maximum: int | No
         return None
     in_range = is_int(value) and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
     if not in_range:
-        bounds = {(1, None): "a positive integer", (0, None): "a non-negative integer"}.get(
-            (minimum, maximum), f"an integer in [{minimum}, {maximum}]"
-        )
+        bounds = {(1, None): "a positive integer", (0, None): "a non-negative integer"}.get((minimum, maximum))
+        if bounds is None:
+            limits = [f">= {minimum}"] * (minimum is not None) + [f"<= {maximum}"] * (maximum is not None)
+            bounds = (
+                " and ".join(["an integer", *limits]) if len(limits) < 2 else f"an integer in [{minimum}, {maximum}]"
+            )
         raise ValueError(f"{what} must be {bounds}, got {value!r}")
     return value
 
@@ -153,4 +156,31 @@ def check_bool(value, what: str, *, optional: bool = False):
         return None
     if not isinstance(value, bool):
         raise TypeError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+def check_number(value, what: str, *, minimum: float | None = None, maximum: float | None = None):
+    """Check a real number (an int or a float; ``bool`` is not one) and its range.
+
+    Args:
+        value: The value to check.
+        what: The argument's name, used in error messages.
+        minimum: Smallest allowed value, if any.
+        maximum: Largest allowed value, if any.
+
+    Returns:
+        ``value``, unchanged.
+
+    Raises:
+        ValueError: ``value`` is not a number, is NaN, or is out of range.
+    """
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    ok = ok and (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+    if not ok:
+        bounds = {
+            (True, True): f" in [{minimum}, {maximum}]",
+            (True, False): f" >= {minimum}",
+            (False, True): f" <= {maximum}",
+        }.get((minimum is not None, maximum is not None), "")
+        raise ValueError(f"{what} must be a number{bounds}, got {value!r}")
     return value

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from ..validation import check_positive_int
 from .conversation import Conversation, Question, Segment
 
 HEADER_TEMPLATE = "Session date: {date}"
@@ -253,8 +254,7 @@ def load_benchmark(spec: str | Path, limit: int | None = None) -> tuple[str, lis
 
     ``limit`` keeps the first N conversations (LoCoMo, EvoTrain samples) or questions (LongMemEval).
     """
-    if limit is not None and limit < 1:
-        raise ValueError(f"limit must be a positive integer, got {limit}")
+    check_positive_int(limit, "limit", optional=True)
     if str(spec) == "realtalk":
         name, path = "realtalk", shared_data_dir() / "realtalk"
     elif str(spec) == "longmemeval":

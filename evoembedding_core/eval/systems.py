@@ -85,15 +85,16 @@ class EvoSystem:
         return stream, np.stack(vectors)
 
     def _encode_empty(self, texts: list[str], *, query: bool, progress: bool = False) -> np.ndarray:
+        """Vectors of texts each read over an empty memory (turns as segments, questions as queries)."""
         tokens = self.model.tokenize(texts, query=query)
         empty = StreamState.empty(self.model)
-        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))
+        order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))  # similar lengths share a block
         out = np.zeros((len(tokens), self.model.output_dim), dtype=np.float32)
         starts = range(0, len(order), STREAM_BLOCK)
         for start in tqdm(starts, desc=f"{self.name} encode", unit="batch", disable=not progress, leave=False):
-            batch = order[start : start + STREAM_BLOCK]
+            block = order[start : start + STREAM_BLOCK]
             with torch.inference_mode():
-                out[batch] = represent_queries(self.model, empty, [tokens[i] for i in batch]).cpu().numpy()
+                out[block] = represent_queries(self.model, empty, [tokens[i] for i in block]).cpu().numpy()
         return out
 
 
