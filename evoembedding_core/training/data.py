@@ -5,11 +5,18 @@ A sample (one JSON object; a file holds a JSON list of them, or one per line as 
     {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}, ...,
                   {"role": "user", "content": <query>}, {"role": "assistant", "content": <answer>}],
      "meta": {"turns": [<segment>, ..., <query>], "evidence_turns": [<0-based index>, ...],
-              "template": <optional str>, "answer": <optional str>}}
+              "template": <optional str>, "answer": <optional str>,
+              "queries": [{"query": <str>, "evidence_turns": [...], "answer": <str>,
+                           "template": <optional str>}, ...]}}     # optional
 
 ``meta.turns`` are the segments of the stream in order, the last one the query;
 ``meta.evidence_turns`` index the positives among the segments before the query. The answer is
 ``meta.answer`` when given, else the last (assistant) message.
+
+``meta.queries`` (optional) are further questions asked at the end of the same history (over the
+same final memory, with their own positives among the history segments and their own answer):
+the trainer reads the stream once and adds one contrastive (and memory) loss per question, which
+amortises the expensive long-history pass.
 
 Caps (the paper's, configurable): at most ``max_segments`` history segments and ``max_tokens``
 tokens (history + query) per sample. A longer sample keeps its *last* segments before the query
@@ -20,6 +27,7 @@ counted (``CappedData.dropped``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +36,27 @@ import numpy as np
 
 MAX_TOKENS = 12 * 1024
 MAX_SEGMENTS = 256
+
+
+@dataclass(frozen=True)
+class ExtraQuery:
+    """A further question of a sample (``meta.queries``), asked over the same history."""
+
+    query: str
+    evidence: list[int]
+    answer: str
+    template: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenizedQuery:
+    """An :class:`ExtraQuery` as the trainer reads it."""
+
+    query: list[int]
+    evidence: list[int]
+    answer: str
+    query_text: str
+    template: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +70,8 @@ class TrainSample:
     template: str | None = None
     source: str = ""
     """Where it came from (``file:line``), for messages."""
+    queries: tuple[ExtraQuery, ...] = ()
+    """Further questions over the same history (``meta.queries``)."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +86,17 @@ class TokenizedSample:
     """The query without the instruction prefix (what the frozen backbone reads for L_mem)."""
     template: str | None = None
     source: str = ""
+    queries: tuple[TokenizedQuery, ...] = ()
+    """Further questions over the same history (``meta.queries``)."""
 
     @property
     def tokens(self) -> int:
         return sum(map(len, self.history)) + len(self.query)
+
+    def all_queries(self) -> list[TokenizedQuery]:
+        """The sample's query followed by its further questions."""
+        first = TokenizedQuery(self.query, self.evidence, self.answer, self.query_text, self.template)
+        return [first, *self.queries]
 
 
 @dataclass
@@ -131,7 +169,39 @@ def parse_sample(obj, where: str) -> TrainSample:
         answer=answer,
         template=template,
         source=where,
+        queries=_parse_queries(meta.get("queries", []), len(turns) - 1, where),
     )
+
+
+def _parse_queries(raw, history: int, where: str) -> tuple[ExtraQuery, ...]:
+    """Validate ``meta.queries``: objects with a query, evidence indices into the history and an answer."""
+    if not isinstance(raw, list):
+        raise _fail(where, "meta.queries", f"must be a list of objects, got {type(raw).__name__}")
+    out = []
+    for q, item in enumerate(raw):
+        name = f"meta.queries[{q}]"
+        if not isinstance(item, dict):
+            raise _fail(where, name, f"must be an object, got {type(item).__name__}")
+        for key in ("query", "answer"):
+            if not isinstance(item.get(key), str) or not item[key].strip():
+                raise _fail(where, f"{name}.{key}", "must be a non-empty string")
+        evidence = item.get("evidence_turns")
+        if not isinstance(evidence, list) or not evidence:
+            raise _fail(where, f"{name}.evidence_turns", "must be a non-empty list of segment indices")
+        for i, idx in enumerate(evidence):
+            if isinstance(idx, bool) or not isinstance(idx, int):
+                raise _fail(where, f"{name}.evidence_turns[{i}]", f"must be an integer, got {type(idx).__name__}")
+            if not 0 <= idx < history:
+                raise _fail(
+                    where,
+                    f"{name}.evidence_turns[{i}]",
+                    f"index {idx} out of range: the history has {history} segments (0..{history - 1})",
+                )
+        template = item.get("template")
+        if template is not None and not isinstance(template, str):
+            raise _fail(where, f"{name}.template", f"must be a string, got {type(template).__name__}")
+        out.append(ExtraQuery(item["query"], sorted(set(evidence)), item["answer"], template))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -220,6 +290,11 @@ def cap_sample(sample: TokenizedSample, max_tokens: int, max_segments: int) -> T
     evidence = [i - start for i in sample.evidence if i >= start]
     if not evidence:
         return None
+    queries = []
+    for extra in sample.queries:  # a further question whose evidence fell outside the caps is left out
+        kept = [i - start for i in extra.evidence if i >= start]
+        if kept:
+            queries.append(dataclasses.replace(extra, evidence=kept))
     return TokenizedSample(
         history=sample.history[start:],
         query=sample.query,
@@ -228,6 +303,7 @@ def cap_sample(sample: TokenizedSample, max_tokens: int, max_segments: int) -> T
         query_text=sample.query_text,
         template=sample.template,
         source=sample.source,
+        queries=tuple(queries),
     )
 
 
@@ -256,6 +332,16 @@ def tokenize_samples(
             query_text=sample.query,
             template=sample.template,
             source=sample.source,
+            queries=tuple(
+                TokenizedQuery(
+                    query=model.tokenize([q.query], query=True)[0],
+                    evidence=q.evidence,
+                    answer=q.answer,
+                    query_text=q.query,
+                    template=q.template,
+                )
+                for q in sample.queries
+            ),
         )
         capped = cap_sample(full, max_tokens, max_segments)
         if capped is None:

@@ -121,7 +121,10 @@ def parameter_groups(model: EvoEmbeddingModel, config: TrainConfig) -> list[dict
 def data_fingerprint(samples: list[TokenizedSample]) -> str:
     digest = hashlib.sha256()
     for s in samples:
-        digest.update(json.dumps([s.history, s.query, s.evidence, s.answer]).encode())
+        record = [s.history, s.query, s.evidence, s.answer]
+        if s.queries:  # samples without further questions keep the fingerprint they always had
+            record.append([[q.query, q.evidence, q.answer] for q in s.queries])
+        digest.update(json.dumps(record).encode())
     return digest.hexdigest()
 
 
@@ -176,17 +179,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ losses
     def sample_losses(self, sample: TokenizedSample) -> dict[str, torch.Tensor]:
-        """``{"con", "mem", "anchor", "loss"}`` for one sample, with autograd (a term whose weight is 0 is 0)."""
+        """``{"con", "mem", "anchor", "loss"}`` for one sample, with autograd (a term whose weight is 0 is 0).
+
+        A sample with further questions (``meta.queries``) reads its history once; L_con and L_mem
+        are averaged over its questions, L_anchor covers the segments and every question.
+        """
         model, cfg = self.model, self.config
+        queries = sample.all_queries()
         with self._autocast:
             vectors, state = advance(model, StreamState.empty(model), sample.history)
-            query = represent_queries(model, state, [sample.query])[0]
-            con = contrastive_loss(vectors, query, sample.evidence, cfg.temperature)
-            mem = self._memory_loss(sample, state.memory) if cfg.mem_weight else con.new_zeros(())
+            query_vectors = represent_queries(model, state, [q.query for q in queries])
+            con = torch.stack(
+                [
+                    contrastive_loss(vectors, query_vectors[i], q.evidence, cfg.temperature)
+                    for i, q in enumerate(queries)
+                ]
+            ).mean()
+            mem = con.new_zeros(())
+            if cfg.mem_weight:
+                mem = torch.stack([self._memory_loss(q.query_text, q.answer, state.memory) for q in queries]).mean()
             anchor = con.new_zeros(())
             if cfg.anchor_weight:
-                texts = sample.history + [model.tokenize([sample.query_text])[0]]
-                anchor = anchor_loss(torch.cat([vectors, query[None]]), model.static_vectors(texts))
+                texts = sample.history + [model.tokenize([q.query_text])[0] for q in queries]
+                anchor = anchor_loss(torch.cat([vectors, query_vectors]), model.static_vectors(texts))
         return {
             "con": con,
             "mem": mem,
@@ -194,25 +209,27 @@ class Trainer:
             "loss": con + cfg.mem_weight * mem + cfg.anchor_weight * anchor,
         }
 
-    def _memory_loss(self, sample: TokenizedSample, memory: torch.Tensor) -> torch.Tensor:
-        model, question = self.model, sample.query_text
+    def _memory_loss(self, question: str, answer: str, memory: torch.Tensor) -> torch.Tensor:
+        model = self.model
         if model.kind == "causal":
-            return causal_memory_loss(model, memory, causal_prompt(model, question), answer_ids(model, sample.answer))
-        target = static_embedding(model, answer_ids(model, sample.answer))
+            return causal_memory_loss(model, memory, causal_prompt(model, question), answer_ids(model, answer))
+        target = static_embedding(model, answer_ids(model, answer))
         return encoder_memory_loss(model, memory, model.tokenize([question])[0], target)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def evaluate(self, samples: list[TokenizedSample] | None = None) -> dict[str, float]:
-        """Mean rank and R@1 of the best-ranked evidence segment over ``samples`` (default: eval set)."""
+        """Mean rank and R@1 of the best-ranked evidence segment over the questions of ``samples``
+        (default: the eval set); ``n`` counts the questions (a sample's query and its ``meta.queries``)."""
         samples = self.eval_samples if samples is None else samples
         ranks = []
         set_training_mode(self.model, False)
         with self._autocast:
             for sample in samples:
                 vectors, state = advance(self.model, StreamState.empty(self.model), sample.history)
-                query = represent_queries(self.model, state, [sample.query])[0]
-                ranks.append(evidence_rank(vectors, query, sample.evidence))
+                queries = sample.all_queries()
+                query_vectors = represent_queries(self.model, state, [q.query for q in queries])
+                ranks.extend(evidence_rank(vectors, query_vectors[i], q.evidence) for i, q in enumerate(queries))
         return {"mean_rank": float(np.mean(ranks)), "r_at_1": float(np.mean([r == 1 for r in ranks])), "n": len(ranks)}
 
     # ------------------------------------------------------------------ the loop
@@ -257,7 +274,7 @@ class Trainer:
             self.position += 1
             losses = self.sample_losses(sample)
             (losses["loss"] / cfg.grad_accum).backward()
-            segments += len(sample.history) + 1
+            segments += len(sample.history) + 1 + len(sample.queries)
             for key in totals:
                 totals[key] += losses[key].item() / cfg.grad_accum
         grad_norm = torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), cfg.grad_clip)

@@ -239,3 +239,27 @@ def test_tiny_causal_both_losses_finite_and_decreasing(tiny_causal_dir, tmp_path
         first, last = sum(x[key].item() for x in before), sum(x[key].item() for x in after)
         assert np.isfinite(first) and np.isfinite(last) and last < margin * first, (key, first, last)
     assert all(np.isfinite(r["loss"]) for r in read_log(tmp_path) if "loss" in r)
+
+
+def test_further_queries_share_one_pass_and_average_their_losses(tmp_path):
+    """A sample with meta.queries gives the mean of the losses of the same history asked each question alone."""
+    history = SAMPLES[1][0][:-1]
+    single = [to_row(history + ["Where does Lea work now?"], [2], "Vienna"),
+              to_row(history + ["Where was Lea's first job?"], [0], "Paris")]  # fmt: skip
+    multi = to_row(history + ["Where does Lea work now?"], [2], "Vienna")
+    multi["meta"]["queries"] = [{"query": "Where was Lea's first job?", "evidence_turns": [0], "answer": "Paris"}]
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*single, multi]))
+    model = minilm(query_prefix="")
+    a, b, both = tokenized(model, path)
+    assert len(both.queries) == 1
+    trainer = Trainer(model, [a, b, both], tmp_path / "run", TrainConfig(progress=False, anchor_weight=1))
+    with torch.no_grad():
+        la, lb, lboth = (trainer.sample_losses(s) for s in (a, b, both))
+    for key in ("con", "mem"):
+        assert lboth[key].item() == pytest.approx((la[key].item() + lb[key].item()) / 2, rel=1e-4, abs=1e-5)
+    assert lboth["anchor"].item() > 0
+    assert trainer.evaluate([both])["n"] == 2 and trainer.evaluate([a])["n"] == 1
+    # one training step on the multi-question sample runs and logs the extra query as a segment
+    Trainer(model, [both], tmp_path / "train", TrainConfig(steps=1, warmup_steps=0, progress=False)).train()
+    assert read_log(tmp_path / "train")[0]["segments"] == len(history) + 2

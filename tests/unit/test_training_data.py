@@ -144,3 +144,63 @@ def test_epoch_order_is_a_seeded_permutation():
     assert not np.array_equal(first, epoch_order(10, seed=3, epoch=1))
     items = list("abcdefghij")
     assert [sample_at(items, 3, p) for p in range(10, 20)] == [items[i] for i in epoch_order(10, 3, 1)]
+
+
+# ---------------------------------------------------------------------------------- meta.queries
+def with_queries(queries, **kwargs):
+    row = sample(**kwargs)
+    row["meta"]["queries"] = queries
+    return row
+
+
+def test_further_queries_load_with_their_own_evidence_and_answer(tmp_path):
+    extra = [{"query": "Where did Maya grow up?", "evidence_turns": [0], "answer": "Porto", "template": "origin"}]
+    loaded = load_samples(write_jsonl(tmp_path / "q.jsonl", [with_queries(extra), sample()]))
+    first, plain = loaded.samples
+    assert first.query == "Where does Maya live now?" and first.evidence == [1]
+    assert [(q.query, q.evidence, q.answer, q.template) for q in first.queries] == [
+        ("Where did Maya grow up?", [0], "Porto", "origin")
+    ]
+    assert plain.queries == ()
+
+
+@pytest.mark.parametrize(
+    ("queries", "fieldname", "problem"),
+    [
+        ("q?", "meta.queries", "list of objects"),
+        (["q?"], "meta.queries[0]", "must be an object"),
+        ([{"evidence_turns": [0], "answer": "a"}], "meta.queries[0].query", "non-empty string"),
+        ([{"query": "q?", "evidence_turns": [0], "answer": " "}], "meta.queries[0].answer", "non-empty string"),
+        ([{"query": "q?", "evidence_turns": [], "answer": "a"}], "meta.queries[0].evidence_turns", "non-empty"),
+        ([{"query": "q?", "evidence_turns": [2], "answer": "a"}], "meta.queries[0].evidence_turns[0]", "out of range"),
+        ([{"query": "q?", "evidence_turns": [True], "answer": "a"}], "meta.queries[0].evidence_turns[0]", "integer"),
+        ([{"query": "q?", "evidence_turns": [0], "answer": "a", "template": 3}], "meta.queries[0].template", "string"),
+    ],
+)
+def test_malformed_further_queries_name_the_field(tmp_path, queries, fieldname, problem):
+    path = write_jsonl(tmp_path / "train.jsonl", [sample(), with_queries(queries)])
+    with pytest.raises(ValueError) as info:
+        load_samples(path)
+    message = str(info.value)
+    assert "train.jsonl:2" in message and repr(fieldname) in message and problem in message
+
+
+def test_caps_shift_further_queries_and_leave_out_those_without_evidence():
+    from evoembedding_core.training.data import TokenizedQuery
+
+    kept = TokenizedQuery(query=[2], evidence=[1, 3], answer="b", query_text="q2")
+    lost = TokenizedQuery(query=[2], evidence=[0], answer="c", query_text="q3")
+    base = tokenized([5, 5, 5, 5], [2])
+    full = TokenizedSample(**{**base.__dict__, "queries": (kept, lost)})
+    capped = cap_sample(full, max_tokens=100, max_segments=2)
+    assert capped.evidence == [0] and [q.evidence for q in capped.queries] == [[1]]
+    assert [q.query_text for q in capped.all_queries()] == ["q", "q2"]
+
+
+def test_tokenize_samples_tokenizes_further_queries_as_queries(minilm_model, tmp_path):
+    extra = [{"query": "Where did Maya grow up?", "evidence_turns": [0], "answer": "Porto"}]
+    loaded = load_samples(write_jsonl(tmp_path / "q.jsonl", [with_queries(extra)]))
+    (tok,) = tokenize_samples(minilm_model, loaded.samples).samples
+    (q,) = tok.queries
+    assert q.query == minilm_model.tokenize(["Where did Maya grow up?"], query=True)[0]
+    assert q.query_text == "Where did Maya grow up?" and q.evidence == [0] and q.answer == "Porto"
