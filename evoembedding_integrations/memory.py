@@ -12,8 +12,9 @@ Design decisions:
   other like the dated sessions of a long conversation). ``session_id`` is kept as metadata and
   narrows ``search`` / ``get_all`` / ``delete_all`` by filter. ``user_id`` defaults to ``"default"``.
 * **Entries.** A string is one memory; a list of strings is several; chat messages
-  (``{"role", "content"}`` dicts) are stored one per message as ``"User: ..."`` / ``"Assistant: ..."``.
-  No LLM extracts facts: what you add is what is stored (mem0's ``infer=False``).
+  (``{"role", "content"}`` dicts) are stored one per message as ``"User: ..."`` / ``"Assistant: ..."``
+  (:func:`evoembedding_core.chat.fold_messages` with ``unit="message"``; the message's role is kept
+  in the entry). No LLM extracts facts: what you add is what is stored (mem0's ``infer=False``).
 * **Results** are plain dicts with mem0's field names: ``id``, ``memory``, ``user_id``,
   ``session_id``, ``role``, ``metadata``, ``created_at``, ``updated_at`` and, from ``search``,
   ``score`` (cosine, higher is better; the fused score with ``hybrid=True``). ``add`` returns the new ids.
@@ -22,44 +23,55 @@ Design decisions:
   acknowledged change survives a crash; with ``autosave=False`` only :meth:`save` writes (faster for
   bulk loads; unsaved changes are lost on a crash). Without a path nothing is written.
 * **Thread safety.** All methods may be called from many threads. Mutations (and their saves) are
-  serialised by one lock; searches run concurrently with each other under the store's own lock.
-* **Update** replaces the text and re-embeds it at the end of the user's stream (the id and
-  ``created_at`` are kept); **delete** removes the entry, but the stream's memory is not rewound.
+  serialised by one lock per store (shared by every ``EvoAgentMemory`` and adapter on that store);
+  searches run concurrently with each other under the store's own lock.
+* **Update** replaces the text and/or the caller's metadata and re-reads the entry at the end of
+  its stream (the id, the stream and the reserved fields are kept, ``updated_at`` is refreshed). It
+  is the one read-modify-write of the library: the mem0, LightMem and A-MEM adapters call it.
+  **Delete** removes the entry, but the stream's memory is not rewound.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evoembedding_core.stream import validate_texts
+from evoembedding_core.chat import fold_messages
+from evoembedding_core.validation import check_positive_int, validate_id
 
 from .store import MANIFEST, EvoStore, Record, compile_filter
 
+__all__ = ["DEFAULT_USER", "RESERVED_KEYS", "EvoAgentMemory"]
+
 DEFAULT_USER = "default"
 RESERVED_KEYS = ("user_id", "session_id", "role", "created_at", "updated_at")
-_ROLES = {"user": "User", "assistant": "Assistant", "system": "System"}
+"""The fields :class:`EvoAgentMemory` manages itself (not accepted in a caller's ``metadata``)."""
+
+_STORE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STORE_LOCKS_GUARD = threading.Lock()
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def _check_id(value, what: str, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
-    return validate_texts([value], what)[0]
+def mutation_lock(store: EvoStore) -> threading.RLock:
+    """The lock that serialises read-modify-write changes to one store (one per store, shared)."""
+    with _STORE_LOCKS_GUARD:
+        lock = _STORE_LOCKS.get(store)
+        if lock is None:
+            lock = _STORE_LOCKS[store] = threading.RLock()
+        return lock
 
 
 def _entries(messages_or_text) -> list[tuple[str, str | None]]:
     """(text, role) pairs from a string, a list of strings, or a list of chat messages."""
     if isinstance(messages_or_text, str):
-        return [(validate_texts([messages_or_text], "text")[0], None)]
+        return [(validate_id(messages_or_text, "text"), None)]
     if isinstance(messages_or_text, Mapping):
         messages_or_text = [messages_or_text]
     if not isinstance(messages_or_text, Sequence) or isinstance(messages_or_text, (bytes, bytearray)):
@@ -68,18 +80,21 @@ def _entries(messages_or_text) -> list[tuple[str, str | None]]:
         )
     if not messages_or_text:
         raise ValueError("messages is empty: nothing to remember")
+    if all(isinstance(item, Mapping) for item in messages_or_text):
+        segments = fold_messages(messages_or_text, unit="message")
+        return [(segment, message["role"]) for segment, message in zip(segments, messages_or_text)]
     out = []
     for i, item in enumerate(messages_or_text):
         if isinstance(item, str):
-            out.append((validate_texts([item], f"messages[{i}]")[0], None))
-            continue
-        if not isinstance(item, Mapping) or "role" not in item or "content" not in item:
+            out.append((validate_id(item, f"messages[{i}]"), None))
+        elif isinstance(item, Mapping):
+            try:
+                (segment,) = fold_messages([item], unit="message")
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"messages[{i}]: {exc}") from None
+            out.append((segment, item["role"]))
+        else:
             raise TypeError(f"messages[{i}] must be a string or a dict with 'role' and 'content'")
-        role = item["role"]
-        if role not in _ROLES:
-            raise ValueError(f"messages[{i}]['role'] must be one of {sorted(_ROLES)}, got {role!r}")
-        content = validate_texts([item["content"]], f"messages[{i}]['content']")[0]
-        out.append((f"{_ROLES[role]}: {content}", role))
     return out
 
 
@@ -95,27 +110,54 @@ def _user_metadata(metadata, what: str = "metadata") -> dict:
 
 
 class EvoAgentMemory:
-    """Long-term memory for agents: add, search, get, update, delete (see the module docstring)."""
+    """Long-term memory for agents: add, search, get, update, delete (see the module docstring).
+
+    Example:
+        >>> memory = EvoAgentMemory("./agent-memory")                                # doctest: +SKIP
+        >>> memory.add("I moved to Oslo.", user_id="ana")                            # doctest: +SKIP
+        >>> memory.search("Where does Ana live?", user_id="ana", k=1)                # doctest: +SKIP
+    """
 
     def __init__(
         self,
         path: str | os.PathLike | None = None,
         model=None,
         *,
+        store: EvoStore | None = None,
         autosave: bool = True,
         query_memory: bool = True,
         hybrid: bool = False,
     ) -> None:
-        """``query_memory`` and ``hybrid`` are :class:`EvoStore`'s (``query_memory=False, hybrid=True``
-        is the best setting measured for questions about a long history; README, "The shipped default model")."""
+        """Open (or create) a memory.
+
+        Args:
+            path: The directory the memory is saved to and loaded from (``None``: in memory only).
+            model: An ``EvoEmbeddingModel``, a name or path, or ``None`` for the shipped default.
+            store: An existing :class:`EvoStore` to use as is (not with ``path`` or ``model``); how
+                the agent-memory adapters share one store.
+            autosave: With a ``path``, save after every change.
+            query_memory: :class:`EvoStore`'s option: ``False`` encodes queries over an empty memory.
+            hybrid: :class:`EvoStore`'s option: fuse the vector ranking with BM25.
+                ``query_memory=False, hybrid=True`` is the best setting measured for questions
+                about a long history (docs: "The shipped default model").
+
+        Raises:
+            ValueError: ``store`` is given with ``path`` or ``model``.
+            TypeError: ``store`` is not an :class:`EvoStore`, or a store option has the wrong type.
+        """
         self.path = Path(path) if path is not None else None
         self.autosave = bool(autosave)
-        options = dict(query_memory=query_memory, hybrid=hybrid)
-        if self.path is not None and (self.path / MANIFEST).exists():
-            self.store = EvoStore.load(self.path, model, **options)
+        if store is not None:
+            if path is not None or model is not None:
+                raise ValueError("pass either store= or path= / model=, not both")
+            if not isinstance(store, EvoStore):
+                raise TypeError(f"store must be an EvoStore, got {type(store).__name__}")
+            self.store = store
+        elif self.path is not None and (self.path / MANIFEST).exists():
+            self.store = EvoStore.load(self.path, model, query_memory=query_memory, hybrid=hybrid)
         else:
-            self.store = EvoStore(model, **options)
-        self._lock = threading.RLock()
+            self.store = EvoStore(model, query_memory=query_memory, hybrid=hybrid)
+        self._lock = mutation_lock(self.store)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -127,9 +169,24 @@ class EvoAgentMemory:
     def add(
         self, messages_or_text, *, user_id: str = DEFAULT_USER, session_id: str | None = None, metadata=None
     ) -> list[str]:
-        """Store a text, texts or chat messages in the user's stream, in order; returns their ids."""
-        user_id = _check_id(user_id, "user_id")
-        session_id = _check_id(session_id, "session_id", optional=True)
+        """Store a text, texts or chat messages at the end of the user's stream, in order.
+
+        Args:
+            messages_or_text: A string, a list of strings, or ``{"role", "content"}`` messages
+                (one entry per message).
+            user_id: The user (one stream per user).
+            session_id: Kept as metadata; narrows later searches.
+            metadata: The caller's own metadata for every entry (no reserved keys).
+
+        Returns:
+            The new entries' ids.
+
+        Raises:
+            TypeError: An argument has the wrong type, or ``metadata`` is not JSON.
+            ValueError: Nothing to add, an empty text, an unknown role, or a reserved metadata key.
+        """
+        user_id = validate_id(user_id, "user_id")
+        session_id = validate_id(session_id, "session_id", optional=True)
         entries, extra = _entries(messages_or_text), _user_metadata(metadata)
         stamp = _now()
         metadatas = [
@@ -148,25 +205,53 @@ class EvoAgentMemory:
             self._autosave()
         return ids
 
-    def update(self, memory_id: str, text: str, *, metadata=None) -> dict:
-        """Replace a memory's text (and, if given, its metadata); ``KeyError`` if it does not exist."""
-        memory_id = _check_id(memory_id, "memory_id")
-        text = _check_id(text, "text")
+    def update(self, memory_id: str, text: str | None = None, *, metadata=None) -> dict:
+        """Replace a memory's text and/or its metadata; the entry is re-read at the end of its stream.
+
+        The id, the stream and the reserved fields the entry has (``user_id``, ``session_id``,
+        ``role``, ``created_at``) are kept; its ``updated_at``, if it has one, becomes now.
+
+        Args:
+            memory_id: The entry's id.
+            text: The new text (``None``: keep the current one).
+            metadata: The caller's new metadata, replacing the old (``None``: keep it); no reserved keys.
+
+        Returns:
+            The updated memory, as :meth:`get` returns it.
+
+        Raises:
+            KeyError: No memory has this id.
+            TypeError: ``memory_id`` or ``text`` is not a string, or ``metadata`` is not a JSON dict.
+            ValueError: Neither ``text`` nor ``metadata`` is given, a text is empty, or a reserved key is used.
+        """
+        memory_id = validate_id(memory_id, "memory_id")
+        text = validate_id(text, "text", optional=True)
         new_metadata = None if metadata is None else _user_metadata(metadata)
+        if text is None and new_metadata is None:
+            raise ValueError("update needs a new text or new metadata")
         with self._lock:
-            (old,) = self.store.get(memory_id) or [None]
+            (old,) = self.store.get([memory_id]) or [None]
             if old is None:
                 raise KeyError(f"no memory {memory_id!r}")
-            kept = {k: old.metadata[k] for k in RESERVED_KEYS}
-            extra = new_metadata if new_metadata is not None else _split(old.metadata)[1]
-            merged = {**extra, **kept, "updated_at": _now()}
-            self.store.add([text], stream_id=old.stream_id, ids=[memory_id], metadatas=[merged])
+            reserved, extra = _split(old.metadata)
+            merged = {**(extra if new_metadata is None else new_metadata), **reserved}
+            if "updated_at" in merged:
+                merged["updated_at"] = _now()
+            new_text = old.text if text is None else text
+            self.store.add([new_text], stream_id=old.stream_id, ids=[memory_id], metadatas=[merged])
             self._autosave()
-            return self._item(self.store.get(memory_id)[0])
+            return self._item(self.store.get([memory_id])[0])
 
     def delete(self, memory_id: str) -> bool:
-        """Forget one memory; returns whether it existed."""
-        memory_id = _check_id(memory_id, "memory_id")
+        """Forget one memory.
+
+        Args:
+            memory_id: The entry's id.
+
+        Returns:
+            Whether it existed.
+        """
+        memory_id = validate_id(memory_id, "memory_id")
         with self._lock:
             removed = self.store.delete([memory_id]) > 0
             if removed:
@@ -174,9 +259,17 @@ class EvoAgentMemory:
             return removed
 
     def delete_all(self, *, user_id: str, session_id: str | None = None) -> int:
-        """Forget all memories of a user (or of one of their sessions); returns how many."""
-        user_id = _check_id(user_id, "user_id")
-        session_id = _check_id(session_id, "session_id", optional=True)
+        """Forget all memories of a user, or of one of their sessions.
+
+        Args:
+            user_id: The user; without ``session_id`` their whole stream (and its memory) goes.
+            session_id: Only this session's entries (the stream's memory is kept).
+
+        Returns:
+            How many memories were removed.
+        """
+        user_id = validate_id(user_id, "user_id")
+        session_id = validate_id(session_id, "session_id", optional=True)
         with self._lock:
             if session_id is None:
                 count = len(self.store.ids(user_id)) if user_id in self.store.streams() else 0
@@ -195,7 +288,14 @@ class EvoAgentMemory:
             self._autosave()
 
     def save(self) -> Path:
-        """Write the memory to its path now (atomic); needed only with ``autosave=False``."""
+        """Write the memory to its path now (atomic); needed only with ``autosave=False``.
+
+        Returns:
+            The directory written.
+
+        Raises:
+            ValueError: The memory has no path.
+        """
         if self.path is None:
             raise ValueError("this EvoAgentMemory has no path: create it with EvoAgentMemory(path=...)")
         with self._lock:
@@ -211,17 +311,28 @@ class EvoAgentMemory:
     ) -> list[dict]:
         """The ``k`` memories most relevant to ``query``, best first.
 
-        The query is encoded against the user's memory (``user_id=None``: every user's stream, each
-        with its own memory, merged by score). ``filters``: metadata filters as in
-        :meth:`EvoStore.search` (equalities, ``$in``, ``$gt``, ..., ``$and`` / ``$or``, or a callable).
+        Args:
+            query: The question; encoded against the user's memory.
+            user_id: The user (``None``: every user's stream, each with its own memory, merged by score).
+            session_id: Only this session's memories.
+            k: How many memories to return.
+            filters: A metadata filter as for :meth:`EvoStore.search` (equalities, ``$in``, ``$gt``,
+                ..., ``$and`` / ``$or``) or a callable.
+
+        Returns:
+            Memories as dicts (see the module docstring), each with its ``score``.
+
+        Raises:
+            TypeError: An argument has the wrong type.
+            ValueError: ``k`` is not a positive integer, or the filter is invalid.
         """
-        user_id = _check_id(user_id, "user_id", optional=True)
+        user_id = validate_id(user_id, "user_id", optional=True)
         hits = self.store.search(query, k=k, stream_ids=user_id, filter=self._filter(session_id, filters))
         return [self._item(hit) for hit in hits]
 
     def get(self, memory_id: str) -> dict | None:
         """One memory by id, or ``None``."""
-        memory_id = _check_id(memory_id, "memory_id")
+        memory_id = validate_id(memory_id, "memory_id")
         records = self.store.get([memory_id])
         return self._item(records[0]) if records else None
 
@@ -233,10 +344,22 @@ class EvoAgentMemory:
         filters=None,
         limit: int | None = None,
     ) -> list[dict]:
-        """Memories of a user (``None``: all users), oldest first, optionally filtered and limited."""
-        user_id = _check_id(user_id, "user_id", optional=True)
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-            raise ValueError(f"limit must be a positive integer or None, got {limit!r}")
+        """Memories of a user, oldest first, optionally filtered and limited.
+
+        Args:
+            user_id: The user (``None``: all users).
+            session_id: Only this session's memories.
+            filters: A metadata filter, as for :meth:`search`.
+            limit: At most this many (``None``: all).
+
+        Returns:
+            Memories as dicts.
+
+        Raises:
+            ValueError: ``limit`` is not a positive integer or ``None``, or the filter is invalid.
+        """
+        user_id = validate_id(user_id, "user_id", optional=True)
+        limit = check_positive_int(limit, "limit", optional=True)
         return [self._item(r) for r in self._records(user_id, session_id, filters)][:limit]
 
     def _records(self, user_id, session_id, filters) -> list[Record]:
@@ -246,7 +369,7 @@ class EvoAgentMemory:
 
     @staticmethod
     def _filter(session_id, filters):
-        session_id = _check_id(session_id, "session_id", optional=True)
+        session_id = validate_id(session_id, "session_id", optional=True)
         if session_id is None:
             return filters
         if filters is None:
@@ -258,13 +381,14 @@ class EvoAgentMemory:
     @staticmethod
     def _item(record: Record) -> dict:
         reserved, extra = _split(record.metadata)
-        item = {"id": record.id, "memory": record.text, **reserved, "metadata": extra}
+        item = {"id": record.id, "memory": record.text, **{k: reserved.get(k) for k in RESERVED_KEYS}}
+        item["metadata"] = extra
         if hasattr(record, "score"):
             item["score"] = record.score
         return item
 
 
 def _split(metadata: dict) -> tuple[dict, dict]:
-    """(reserved fields, the caller's own metadata) of a stored entry."""
-    reserved = {k: metadata.get(k) for k in RESERVED_KEYS}
+    """(the reserved fields the entry has, the caller's own metadata) of a stored entry."""
+    reserved = {k: metadata[k] for k in RESERVED_KEYS if k in metadata}
     return reserved, {k: v for k, v in metadata.items() if k not in RESERVED_KEYS}

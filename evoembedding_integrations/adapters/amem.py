@@ -17,8 +17,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 
+from ..memory import EvoAgentMemory
 from ..store import EvoStore, compile_filter
 from . import resolve_store
+
+__all__ = ["EvoAMemRetriever", "agentic_memory_system", "enhanced_text"]
 
 _CONSTRUCTION_LOCK = threading.Lock()
 
@@ -40,7 +43,7 @@ class EvoAMemRetriever:
 
     def __init__(self, store: EvoStore | None = None, *, model=None, stream_id: str = "amem") -> None:
         self.store, self.stream_id = resolve_store(store, model), stream_id
-        self._lock = threading.RLock()  # read-modify-write in update_document
+        self.memory = EvoAgentMemory(store=self.store)
 
     def add_document(self, document: str, metadata: dict, doc_id: str) -> None:
         """Store a note (re-adding an id replaces it) at the end of the stream."""
@@ -52,17 +55,24 @@ class EvoAMemRetriever:
         )
 
     def delete_document(self, doc_id: str) -> None:
+        """Forget a note (a missing id is ignored)."""
         self.store.delete([doc_id])
 
     def update_document(self, doc_id: str, metadata: dict, content: str | None = None) -> None:
-        """Replace a note's metadata (and content, default: its current content); unknown ids are ignored."""
-        with self._lock:
-            records = self.store.get([doc_id])
-            if not records:
-                return
-            if content is None:
-                content = records[0].metadata.get("content", records[0].text)
-            self.add_document(content, metadata, doc_id)
+        """Replace a note's metadata and content (default: its current content) with
+        :meth:`EvoAgentMemory.update`; the note is re-read at the end of the stream. Unknown ids are ignored."""
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+        records = self.store.get([doc_id])
+        if not records:
+            return
+        if content is None:
+            content = records[0].metadata.get("content", records[0].text)
+        text = enhanced_text(content, metadata) if isinstance(content, str) else content
+        try:
+            self.memory.update(doc_id, text, metadata={**metadata, "enhanced_content": text})
+        except KeyError:  # deleted meanwhile
+            return
 
     def search(self, query: str, k: int = 5) -> dict:
         """The ``k`` notes closest to ``query`` (against the stream's memory), Chroma-style."""

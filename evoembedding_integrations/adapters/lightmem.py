@@ -11,27 +11,24 @@ The retriever mirrors LightMem's Qdrant retriever (``insert``, ``search``, ``exi
 passed to ``insert`` / ``update`` are not used). ``embed(text)`` encodes ``text`` as a query against
 that stream's current memory, so the vector LightMem then hands to ``search`` is context-aware;
 ``search`` also accepts the query text itself. Filters: ``{key: value}`` or ``{key: {"gte": a,
-"lte": b}}`` as in LightMem. Scores are cosines, higher is better.
+"lte": b}}`` as in LightMem (translated by :mod:`.filters`, like mem0's). ``update`` is
+:meth:`EvoAgentMemory.update <evoembedding_integrations.memory.EvoAgentMemory.update>`. Scores are
+cosines, higher is better.
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Mapping
 
 import numpy as np
 
+from ..memory import RESERVED_KEYS, EvoAgentMemory
 from ..store import EvoStore
 from . import resolve_store
+from .filters import to_store_filter
 
-
-def _filter(filters: Mapping | None) -> dict | None:
-    if not filters:
-        return None
-    if not isinstance(filters, Mapping):
-        raise TypeError(f"filters must be a dict, got {type(filters).__name__}")
-    return {k: {f"${op}": a for op, a in v.items()} if isinstance(v, Mapping) else v for k, v in filters.items()}
+__all__ = ["EvoLightMemEmbedder", "EvoLightMemRetriever"]
 
 
 class EvoLightMemRetriever:
@@ -41,7 +38,7 @@ class EvoLightMemRetriever:
         self, store: EvoStore | None = None, *, model=None, stream_id: str = "lightmem", text_key: str = "memory"
     ) -> None:
         self.store, self.stream_id, self.text_key = resolve_store(store, model), stream_id, text_key
-        self._lock = threading.RLock()  # read-modify-write in update
+        self.memory = EvoAgentMemory(store=self.store)
 
     def insert(self, vectors, payloads=None, ids=None) -> list[str]:
         """Store entries (text under ``payload[text_key]``) at the end of the stream; returns their ids."""
@@ -58,19 +55,21 @@ class EvoLightMemRetriever:
         self, query_vector, limit: int = 5, filters: dict | None = None, return_full: bool = False
     ) -> list[dict]:
         """Best ``limit`` entries for a query vector (from :class:`EvoLightMemEmbedder`) or query text."""
-        options = dict(k=limit, stream_ids=self.stream_id, filter=_filter(filters))
+        options = dict(k=limit, stream_ids=self.stream_id, filter=to_store_filter(filters))
         if isinstance(query_vector, str):
             hits = self.store.search(query_vector, **options)
         else:
             hits = self.store.search_by_vector(np.asarray(query_vector, dtype=np.float32), **options)
-        return [{"id": h.id, "score": h.score, **({"payload": h.metadata} if return_full else {})} for h in hits]
+        return [{"id": h.id, "score": h.score, **({"payload": self._payload(h)} if return_full else {})} for h in hits]
 
     def exists(self, vector_id) -> bool:
+        """Whether an entry has this id."""
         return str(vector_id) in self.store
 
     def get(self, vector_id) -> dict | None:
+        """One entry as ``{"id", "payload"}``, or ``None``."""
         records = self.store.get([str(vector_id)])
-        return {"id": records[0].id, "payload": records[0].metadata} if records else None
+        return {"id": records[0].id, "payload": self._payload(records[0])} if records else None
 
     def get_all(self, with_vectors: bool = True, with_payload: bool = True) -> list[dict]:
         """Every entry of the stream, oldest first: ``{"id", "vector", "payload"}``."""
@@ -81,22 +80,33 @@ class EvoLightMemRetriever:
             {
                 "id": r.id,
                 "vector": vectors[n].tolist() if with_vectors else None,
-                "payload": r.metadata if with_payload else None,
+                "payload": self._payload(r) if with_payload else None,
             }
             for n, r in enumerate(records)
         ]
 
     def update(self, vector_id, vector=None, payload: dict | None = None) -> None:
-        """Replace an entry's payload (its text is re-embedded at the end of the stream); ``vector`` is not used."""
+        """Replace an entry's payload with :meth:`EvoAgentMemory.update`; ``vector`` is not used.
+
+        The text (``payload[text_key]``, else the current one) is re-read at the end of the stream;
+        the payload replaces the entry's metadata (reserved fields such as ``created_at`` are kept).
+        Payloads read back always carry the entry's text under ``text_key``.
+
+        Raises:
+            KeyError: No entry has this id.
+        """
         if payload is None:
             return
-        with self._lock:
-            records = self.store.get([str(vector_id)])
-            if not records:
-                raise KeyError(f"no entry {vector_id!r}")
-            self.insert([vector], [{self.text_key: records[0].text, **payload}], [str(vector_id)])
+        if not isinstance(payload, Mapping):
+            raise TypeError(f"payload must be a dict, got {type(payload).__name__}")
+        metadata = {k: v for k, v in payload.items() if k not in RESERVED_KEYS}
+        self.memory.update(str(vector_id), payload.get(self.text_key), metadata=metadata)
+
+    def _payload(self, record) -> dict:
+        return {**record.metadata, self.text_key: record.text}
 
     def delete(self, vector_id) -> None:
+        """Remove an entry (a missing id is ignored)."""
         self.store.delete([str(vector_id)])
 
     def reset(self) -> None:
@@ -113,4 +123,5 @@ class EvoLightMemEmbedder:
         self.retriever = retriever
 
     def embed(self, text: str) -> list[float]:
+        """``text`` as a query against the retriever's stream memory."""
         return self.retriever.store.encode_query(text, self.retriever.stream_id).tolist()

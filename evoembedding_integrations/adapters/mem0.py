@@ -10,15 +10,16 @@ One stream per user (the payload's ``user_id``, else ``agent_id``, else ``run_id
 the query *text* mem0 passes along against the memory of the user named in ``filters`` (every
 stream when none is named) and ignores the memory-less vector mem0 computed; scores are cosines,
 higher is better. Filters: ``{key: value}``, operator dicts (``eq ne gt gte lt lte in nin contains
-icontains``), ``"*"`` (key present) and ``AND`` / ``OR`` / ``NOT`` lists. ``reset`` clears the whole
-store (share a store with other adapters only if that is what you want).
+icontains``), ``"*"`` (key present) and ``AND`` / ``OR`` / ``NOT`` lists, translated by
+:mod:`.filters` into the store's filter language. ``update`` is
+:meth:`EvoAgentMemory.update <evoembedding_integrations.memory.EvoAgentMemory.update>`. ``reset``
+clears the whole store (share a store with other adapters only if that is what you want).
 """
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,8 +28,20 @@ from mem0.vector_stores.base import VectorStoreBase
 
 from evoembedding_core import EvoStream
 
-from ..store import DEFAULT_STREAM, EvoStore, model_lock
+from ..memory import RESERVED_KEYS, EvoAgentMemory
+from ..store import DEFAULT_STREAM, EvoStore
 from . import resolve_store
+from .filters import compile_mem0_filters, to_store_filter
+
+__all__ = [
+    "TEXT_KEY",
+    "EvoMem0Embedder",
+    "EvoMem0VectorStore",
+    "Mem0Result",
+    "compile_mem0_filters",
+    "stream_of",
+    "use_evoembedding",
+]
 
 TEXT_KEY = "data"
 
@@ -54,61 +67,6 @@ def stream_of(payload: Mapping) -> str:
     return DEFAULT_STREAM
 
 
-# ---------------------------------------------------------------------------------------- filters
-_COMPARE: dict[str, Callable] = {
-    "eq": lambda v, a: v == a,
-    "ne": lambda v, a: v != a,
-    "gt": lambda v, a: v > a,
-    "gte": lambda v, a: v >= a,
-    "lt": lambda v, a: v < a,
-    "lte": lambda v, a: v <= a,
-    "in": lambda v, a: v in a,
-    "nin": lambda v, a: v not in a,
-    "contains": lambda v, a: a in v,
-    "icontains": lambda v, a: str(a).lower() in str(v).lower(),
-}
-
-
-def compile_mem0_filters(filters: Mapping | None) -> Callable[[dict], bool] | None:
-    """mem0 filters as a predicate on a payload (``None``: no filter); unknown operators raise ``ValueError``."""
-    if not filters:
-        return None
-    if not isinstance(filters, Mapping):
-        raise TypeError(f"filters must be a dict, got {type(filters).__name__}")
-    tests = []
-    for key, cond in filters.items():
-        if key in ("AND", "OR", "NOT"):
-            if not isinstance(cond, (list, tuple)):
-                raise ValueError(f"filter {key} needs a list of filters")
-            parts = [compile_mem0_filters(c) or (lambda m: True) for c in cond]
-            combine = {"AND": all, "OR": any, "NOT": lambda xs: not any(xs)}[key]
-            tests.append(lambda m, parts=parts, combine=combine: combine(p(m) for p in parts))
-        elif cond == "*":
-            tests.append(lambda m, key=key: key in m)
-        elif isinstance(cond, Mapping):
-            unknown = set(cond) - set(_COMPARE)
-            if unknown:
-                raise ValueError(
-                    f"unknown mem0 filter operators {sorted(unknown)} for {key!r} (known: {sorted(_COMPARE)})"
-                )
-            tests.extend(_test(key, op, arg) for op, arg in cond.items())
-        else:
-            tests.append(_test(key, "eq", cond))
-    return lambda m: all(t(m) for t in tests)
-
-
-def _test(key: str, op: str, arg) -> Callable[[dict], bool]:
-    def test(payload: dict) -> bool:
-        if key not in payload:
-            return op in ("ne", "nin")
-        try:
-            return bool(_COMPARE[op](payload[key], arg))
-        except TypeError:
-            return False
-
-    return test
-
-
 # ---------------------------------------------------------------------------------------- classes
 class EvoMem0Embedder(EmbeddingBase):
     """mem0 embedder: memory-less EvoEmbedding vectors (queries in query form). The vector store re-embeds in context."""
@@ -120,8 +78,10 @@ class EvoMem0Embedder(EmbeddingBase):
             raise TypeError("EvoMem0Embedder needs an EvoEmbedding store (not a plain one)")
 
     def embed(self, text, memory_action=None) -> list[float]:
-        with model_lock(self.store.model):
-            reader = EvoStream(self.store.model)
+        """A memory-less vector: ``text`` in query form for ``memory_action="search"``, else as a document."""
+        model = self.store.model
+        with model.lock:
+            reader = EvoStream(model)
             vector = reader.encode_query(text) if memory_action == "search" else reader.add([text])[0]
         return vector.tolist()
 
@@ -131,7 +91,7 @@ class EvoMem0VectorStore(VectorStoreBase):
 
     def __init__(self, store: EvoStore | None = None, *, model=None, collection_name: str = "mem0") -> None:
         self.store, self.collection_name = resolve_store(store, model), collection_name
-        self._lock = threading.RLock()  # read-modify-write in update
+        self.memory = EvoAgentMemory(store=self.store)
 
     def insert(self, vectors, payloads=None, ids=None) -> list[str]:
         """Store ``payloads[i]["data"]`` texts in their users' streams (the given vectors are not used)."""
@@ -152,29 +112,37 @@ class EvoMem0VectorStore(VectorStoreBase):
         """Best ``top_k`` memories: ``query`` encoded against the filtered user's stream (all streams if none)."""
         user = (filters or {}).get("user_id")
         streams = user if isinstance(user, str) else None
-        predicate = compile_mem0_filters(filters)
+        filter_ = to_store_filter(filters)
         if isinstance(query, str) and query.strip():
-            hits = self.store.search(query, k=top_k, stream_ids=streams, filter=predicate)
+            hits = self.store.search(query, k=top_k, stream_ids=streams, filter=filter_)
         else:
             vector = np.asarray(vectors[0] if np.ndim(vectors) == 2 else vectors, dtype=np.float32)
-            hits = self.store.search_by_vector(vector, k=top_k, stream_ids=streams, filter=predicate)
+            hits = self.store.search_by_vector(vector, k=top_k, stream_ids=streams, filter=filter_)
         return [_record_to_result(h) for h in hits]
 
     def delete(self, vector_id) -> None:
+        """Forget one memory (a missing id is ignored)."""
         self.store.delete([str(vector_id)])
 
     def update(self, vector_id, vector=None, payload=None) -> None:
-        """Replace a memory's payload (its text re-embedded at the end of its stream); ``vector`` is not used."""
+        """Replace a memory's payload with :meth:`EvoAgentMemory.update`; ``vector`` is not used.
+
+        The text (``payload["data"]``, else the current one) is re-read at the end of the memory's
+        stream; the other keys replace its metadata, except the reserved fields (``user_id``,
+        ``created_at``, ...), which are kept (``updated_at`` becomes now).
+
+        Raises:
+            KeyError: No memory has this id.
+        """
         if payload is None:
             return
-        with self._lock:
-            records = self.store.get([str(vector_id)])
-            if not records:
-                raise KeyError(f"no memory {vector_id!r}")
-            payload = {TEXT_KEY: records[0].text, **payload}
-            self.insert([vector], [payload], [str(vector_id)])
+        if not isinstance(payload, Mapping):
+            raise TypeError(f"payload must be a dict, got {type(payload).__name__}")
+        metadata = {k: v for k, v in payload.items() if k != TEXT_KEY and k not in RESERVED_KEYS}
+        self.memory.update(str(vector_id), payload.get(TEXT_KEY), metadata=metadata)
 
     def get(self, vector_id) -> Mem0Result | None:
+        """One memory by id, or ``None``."""
         records = self.store.get([str(vector_id)])
         return _record_to_result(records[0]) if records else None
 

@@ -1,0 +1,122 @@
+"""EvoEmbedding: a context-aware LlamaIndex ``BaseEmbedding``.
+
+Used as a transformation (in an ``IngestionPipeline`` or as ``embed_model``), it reads nodes in
+document order, one stream per ``ref_doc_id``; plain text batches go to the current stream, and a
+query is encoded against the current stream's memory. Its vectors depend on what was read before
+(order matters). Streams are kept by a :class:`~evoembedding_integrations.streams.StreamPool`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding, Embedding
+from llama_index.core.schema import BaseNode, MetadataMode
+from pydantic import Field, PrivateAttr
+
+from evoembedding_core import EvoEmbeddingModel
+from evoembedding_core.validation import validate_id
+
+from ..store import DEFAULT_STREAM, resolve_model
+from ..streams import StreamPool
+
+__all__ = ["EvoEmbedding"]
+
+
+class EvoEmbedding(BaseEmbedding):
+    """Context-aware node embedder: one stream per document, queries against the current stream.
+
+    Example:
+        >>> embed_model = EvoEmbedding()                                     # doctest: +SKIP
+        >>> embed_model(nodes)           # each document's nodes read in order by its own stream
+        >>> embed_model.stream("chat").get_text_embedding_batch(["Ana moved to Oslo."])  # doctest: +SKIP
+    """
+
+    model_name: str = Field(default="evoembedding", description="Name of the EvoEmbedding model.")
+    stream_id: str = Field(default=DEFAULT_STREAM, description="Stream read by plain text batches and queries.")
+    _model: EvoEmbeddingModel = PrivateAttr()
+    _pool: StreamPool = PrivateAttr()
+
+    def __init__(self, model: EvoEmbeddingModel | str | os.PathLike | None = None, **kwargs: Any) -> None:
+        """Create the embedder.
+
+        Args:
+            model: An ``EvoEmbeddingModel``, a model name or directory, or ``None`` for the shipped
+                default model (loaded once per process).
+            **kwargs: ``BaseEmbedding`` fields (``stream_id``, ``embed_batch_size``, ...).
+        """
+        super().__init__(**kwargs)
+        self._model = resolve_model(model)
+        self._pool = StreamPool(self._model)
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "EvoEmbedding"
+
+    @property
+    def model(self) -> EvoEmbeddingModel:
+        """The EvoEmbedding model in use."""
+        return self._model
+
+    def stream(self, stream_id: str) -> EvoEmbedding:
+        """Make ``stream_id`` the current stream (texts and queries without a document go there).
+
+        Args:
+            stream_id: The stream's id.
+
+        Returns:
+            ``self``, for chaining.
+
+        Raises:
+            TypeError: ``stream_id`` is not a string.
+            ValueError: ``stream_id`` is empty or whitespace-only.
+        """
+        self.stream_id = validate_id(stream_id, "stream_id")
+        return self
+
+    def reset(self, stream_id: str | None = None) -> None:
+        """Forget one stream's memory, or every stream's (``None``)."""
+        self._pool.reset(stream_id)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._pool.add(self.stream_id, list(texts)).tolist()
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embeddings([text])[0]
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return self._get_text_embedding(text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._get_text_embeddings(texts)
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return self._pool.encode_query(self.stream_id, query).tolist()
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return self._get_query_embedding(query)
+
+    def __call__(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        """Embed nodes as a transformation: each document's nodes are read in order by its own stream.
+
+        Args:
+            nodes: The nodes; those without a ``ref_doc_id`` go to the current stream.
+            **kwargs: Ignored (LlamaIndex's signature).
+
+        Returns:
+            The same nodes, with ``embedding`` set.
+        """
+        groups: dict[str, list[BaseNode]] = defaultdict(list)
+        for node in nodes:
+            groups[node.ref_doc_id or self.stream_id].append(node)
+        for stream_id, members in groups.items():
+            texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in members]
+            for node, vector in zip(members, self._pool.add(stream_id, texts).tolist()):
+                node.embedding = vector
+        return nodes
+
+    async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        return self(nodes, **kwargs)
