@@ -168,3 +168,83 @@ def test_mem0_filters_translate(store):
     assert pick({"n": "*"}) == ["a", "b", "c"] and pick({"data": {"icontains": "x"}}) == []
     with pytest.raises(ValueError, match="unknown mem0 filter operators"):
         compile_mem0_filters({"n": {"regex": "x"}})
+
+
+# ---------------------------------------------------------------------------------------- filter translators
+ROWS = {
+    "one": {"n": 1, "tag": "Pet", "tags": ["a", "b"]},
+    "null": {"n": None, "tag": None},
+    "missing": {},
+    "three": {"n": 3, "tag": "work", "tags": []},
+    "text": {"n": "x", "tag": "petals", "tags": ["b"]},
+}
+
+
+def matching(filter_) -> list[str]:
+    from evoembedding_integrations.store import compile_filter
+
+    predicate = compile_filter(filter_)
+    return [name for name, row in ROWS.items() if predicate is None or predicate(row)]
+
+
+def test_mem0_filters_are_translated_into_the_store_language():
+    from evoembedding_integrations.adapters.filters import compile_mem0_filters, to_store_filter
+
+    assert to_store_filter(None) is None and to_store_filter({}) is None
+    assert to_store_filter({"user_id": "ana", "n": {"gte": 1, "lt": 3}}) == {
+        "$and": [{"user_id": {"$eq": "ana"}}, {"n": {"$gte": 1, "$lt": 3}}]
+    }
+    assert to_store_filter({"n": "*"}) == {"n": {"$exists": True}}
+    assert to_store_filter({"NOT": [{"n": 1}, {"n": 3}]}) == {"$not": {"$or": [{"n": {"$eq": 1}}, {"n": {"$eq": 3}}]}}
+    assert to_store_filter({"tag": {"icontains": 7}}) == {"tag": {"$icontains": "7"}}
+    assert matching(to_store_filter({"OR": []})) == [] and matching(to_store_filter({"NOT": []})) == list(ROWS)
+    assert matching(to_store_filter({"n": {}})) == list(ROWS)  # no operator: no constraint, as in mem0
+    assert compile_mem0_filters(None) is None and compile_mem0_filters({"n": 1})(ROWS["one"])
+    with pytest.raises(ValueError, match="unknown mem0 filter operators"):
+        to_store_filter({"n": {"regex": "x"}})
+    with pytest.raises(ValueError, match="needs a list"):
+        to_store_filter({"AND": {"n": 1}})
+    with pytest.raises(TypeError, match="must be a dict"):
+        to_store_filter([("n", 1)])
+
+
+def test_lightmem_filters_use_the_same_translator(store):
+    retriever = EvoLightMemRetriever(store)
+    retriever.insert([None] * 3, [{"memory": t, "n": i} for i, t in enumerate(FACTS)], ["a", "b", "c"])
+    found = retriever.search("Ana", limit=3, filters={"n": {"gte": 1}, "memory": {"icontains": "OSLO"}})
+    assert [h["id"] for h in found] == ["b"]
+
+
+def test_llama_index_and_mem0_filters_follow_the_store_rules():
+    """One condition written three ways (store dict, LlamaIndex, mem0) matches the same rows: a
+    missing key matches only the negative operators, None is a value like any other."""
+    pytest.importorskip("llama_index.core")
+    from llama_index.core.vector_stores.types import FilterCondition, MetadataFilters
+    from llama_index.core.vector_stores.types import FilterOperator as Op
+    from llama_index.core.vector_stores.types import MetadataFilter as F
+
+    from evoembedding_integrations.adapters.filters import to_store_filter as from_mem0
+    from evoembedding_integrations.llama_index import to_store_filter as from_llama
+
+    def llama(*filters, condition=FilterCondition.AND):
+        return MetadataFilters(filters=list(filters), condition=condition)
+
+    cases = [
+        ({"n": 1}, llama(F(key="n", value=1)), {"n": 1}, ["one"]),
+        ({"n": None}, llama(F(key="n", value=None)), {"n": None}, ["null"]),
+        ({"n": {"$ne": 1}}, llama(F(key="n", value=1, operator=Op.NE)), {"n": {"ne": 1}}, ["null", "missing", "three", "text"]),
+        ({"n": {"$gt": 1}}, llama(F(key="n", value=1, operator=Op.GT)), {"n": {"gt": 1}}, ["three"]),
+        ({"n": {"$lte": 3}}, llama(F(key="n", value=3, operator=Op.LTE)), {"n": {"lte": 3}}, ["one", "three"]),
+        ({"n": {"$in": [1, 3]}}, llama(F(key="n", value=[1, 3], operator=Op.IN)), {"n": {"in": [1, 3]}}, ["one", "three"]),
+        ({"n": {"$nin": [1]}}, llama(F(key="n", value=[1], operator=Op.NIN)), {"n": {"nin": [1]}}, ["null", "missing", "three", "text"]),
+        ({"tags": {"$contains": "b"}}, llama(F(key="tags", value="b", operator=Op.CONTAINS)), {"tags": {"contains": "b"}}, ["one", "text"]),
+        ({"tag": {"$icontains": "PET"}}, llama(F(key="tag", value="PET", operator=Op.TEXT_MATCH_INSENSITIVE)), {"tag": {"icontains": "PET"}}, ["one", "text"]),
+        ({"$not": {"n": 1}}, llama(F(key="n", value=1), condition=FilterCondition.NOT), {"NOT": [{"n": 1}]}, ["null", "missing", "three", "text"]),
+        ({"$or": [{"n": 3}, {"tag": "Pet"}]}, llama(F(key="n", value=3), F(key="tag", value="Pet"), condition=FilterCondition.OR), {"OR": [{"n": 3}, {"tag": "Pet"}]}, ["one", "three"]),
+        ({"n": {"$exists": True}}, None, {"n": "*"}, ["one", "null", "three", "text"]),
+    ]  # fmt: skip
+    for store_filter, llama_filter, mem0_filter, expected in cases:
+        assert matching(store_filter) == expected, store_filter
+        assert matching(from_mem0(mem0_filter)) == expected, mem0_filter
+        if llama_filter is not None:
+            assert matching(from_llama(llama_filter)) == expected, llama_filter

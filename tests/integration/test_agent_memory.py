@@ -152,3 +152,21 @@ def test_store_options_reach_the_store(minilm_model, tmp_path):
     assert reopened.store.hybrid and reopened.store.query_memory and len(reopened) == 2
     with pytest.raises(TypeError, match="hybrid"):
         EvoAgentMemory(model=minilm_model, hybrid="yes")
+
+
+def test_update_keeps_what_it_is_not_given_and_is_shared_by_the_adapters(memory):
+    from evoembedding_integrations.adapters.lightmem import EvoLightMemRetriever
+
+    (id_,) = memory.add("I adopted a cat.", user_id="ana", session_id="s1", metadata={"mood": "happy"})
+    retagged = memory.update(id_, metadata={"mood": "proud"})
+    assert retagged["memory"] == "I adopted a cat." and retagged["metadata"] == {"mood": "proud"}
+    assert retagged["session_id"] == "s1" and memory.store.get([id_])[0].position == 1  # re-read at the end
+    with pytest.raises(ValueError, match="new text or new metadata"):
+        memory.update(id_)
+    with pytest.raises(ValueError, match="reserved"):
+        memory.update(id_, metadata={"user_id": "eve"})
+    shared = EvoAgentMemory(store=memory.store)
+    retriever = EvoLightMemRetriever(memory.store)
+    assert shared._lock is memory._lock is retriever.memory._lock  # one mutation lock per store
+    with pytest.raises(ValueError, match="not both"):
+        EvoAgentMemory(model=memory.store.model, store=memory.store)

@@ -137,3 +137,34 @@ def test_vector_store_hybrid_search_and_relevance(model, tmp_path):
     )
     assert [d.id for d in loaded.similarity_search("Where does Ana live now?", k=3)] == [d.id for d, _ in hybrid]
     assert not EvoVectorStore.load_local(tmp_path / "h", EvoEmbeddings(model)).store.hybrid
+
+
+def test_one_stream_pool_serves_both_embedders(model):
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+
+    from evoembedding_integrations.llama_index import EvoEmbedding
+    from evoembedding_integrations.streams import StreamPool
+
+    pool = StreamPool(model)
+    vectors = pool.add("ana", TURNS[:2])
+    np.testing.assert_allclose(vectors, model.stream().add(TURNS[:2]), atol=1e-5)
+    np.testing.assert_allclose(pool.encode_query("nobody", "Where?"), model.stream().encode_query("Where?"), atol=1e-5)
+    assert pool.stream_ids() == ["ana"] and "nobody" not in pool  # reading a stream does not create it
+    pool.reset("ana")
+    assert len(pool) == 0
+    assert isinstance(EvoEmbeddings(model)._pool, StreamPool)
+    llama = EvoEmbedding(model)
+    assert isinstance(llama, BaseEmbedding) and isinstance(llama._pool, StreamPool)
+
+
+def test_importing_the_store_loads_no_framework_and_no_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, evoembedding_integrations, evoembedding_integrations.store\n"
+        "heavy = ('langchain_core', 'llama_index', 'torch', 'peft')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

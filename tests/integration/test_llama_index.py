@@ -236,3 +236,36 @@ def test_llamaindex_rag_example_runs(minilm_model, capsys):
     results = example.main(model=minilm_model, use_local_llm=False)
     assert [sources[0] for _, _, sources in results] == ["ana", "ben"]
     assert "MockLLM" in capsys.readouterr().out
+
+
+def test_metadata_filters_are_translated_into_the_store_language():
+    from evoembedding_integrations.llama_index import NODE_ID_KEY, compile_metadata_filters, to_store_filter
+    from evoembedding_integrations.store import compile_filter
+
+    def f(key, value, op=FilterOperator.EQ):
+        return MetadataFilter(key=key, value=value, operator=op)
+
+    assert to_store_filter(None) is None and compile_metadata_filters(None) is None
+    assert to_store_filter(MetadataFilters(filters=[f("topic", "pets")])) == {"topic": {"$eq": "pets"}}
+    assert to_store_filter(MetadataFilters(filters=[f("rank", 2, FilterOperator.GTE)]), ["m1"]) == {
+        "$and": [{"rank": {"$gte": 2}}, {NODE_ID_KEY: {"$in": ["m1"]}}]
+    }
+    assert to_store_filter(MetadataFilters(filters=[f("tags", ["a"], FilterOperator.ANY)])) == {"tags": {"$any": ["a"]}}
+    assert to_store_filter(MetadataFilters(filters=[f("t", 5, FilterOperator.TEXT_MATCH)])) == {"t": {"$contains": "5"}}
+    rows = [{"tags": ["a", "b"]}, {"tags": []}, {"tags": None}, {"tags": ""}, {}]
+
+    def keep(filters):
+        predicate = compile_filter(to_store_filter(filters))
+        return [i for i, row in enumerate(rows) if predicate is None or predicate(row)]
+
+    assert keep(MetadataFilters(filters=[f("tags", None, FilterOperator.IS_EMPTY)])) == [1, 2, 3, 4]
+    assert keep(MetadataFilters(filters=[f("tags", ["a", "z"], FilterOperator.ANY)])) == [0]
+    assert keep(MetadataFilters(filters=[f("tags", ["a", "z"], FilterOperator.ALL)])) == []
+    assert keep(MetadataFilters(filters=[f("tags", [], FilterOperator.ALL)])) == [0, 1]  # lists only
+    assert keep(MetadataFilters(filters=[])) == [0, 1, 2, 3, 4]
+    assert keep(MetadataFilters(filters=[], condition=FilterCondition.OR)) == []
+    assert keep(MetadataFilters(filters=[], condition=FilterCondition.NOT)) == [0, 1, 2, 3, 4]
+    predicate = compile_metadata_filters(MetadataFilters(filters=[f("tags", "b", FilterOperator.CONTAINS)]))
+    assert [i for i, row in enumerate(rows) if predicate(row)] == [0]
+    with pytest.raises(TypeError, match="MetadataFilters"):
+        to_store_filter({"topic": "pets"})
