@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.compat.released import RELEASED_QUERY_PREFIX
+from evoembedding_core.recurrence import represent_queries
 
 K, CAPACITY, EMB = 2, 8, 48
 TARGETS = ["q_proj", "v_proj", "k_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -276,6 +277,18 @@ def test_native_mode_is_the_bundled_embedding_model(released):
     assert np.abs(vectors - history).max() <= TOLERANCE
     assert np.abs(stream.encode_query(QUERY) - query).max() <= TOLERANCE
     assert stream.memory.shape[0] == 0
+
+
+def test_native_queries_over_several_states_use_the_bundled_encoder(released):
+    """The batched query path (one query over many streams' states, as a store searches) takes the
+    native branch too: the query vector is the bundled encoder's, whatever the states hold."""
+    _, query = oracle(released[1], released[2], TURNS, QUERY, native=True)
+    model = EvoEmbeddingModel.from_pretrained(released[0], device="cpu", dtype=torch.float32, native=True)
+    streams = [_stream(model, [])[0], model.stream(), _stream(model, [2], TURNS[:5])[0]]
+    with torch.inference_mode():
+        vectors = represent_queries(model, [s.state for s in streams], model.tokenize([QUERY], query=True))
+    assert vectors.shape == (3, model.output_dim)
+    assert np.abs(vectors.numpy() - query).max() <= TOLERANCE
 
 
 def test_bad_overrides_and_foreign_configs_are_refused(released, tmp_path):
