@@ -26,7 +26,7 @@ import pytest
 import torch
 from fuzz_strategies import HashingEmbeddings, assert_consistent, assert_same_snapshot, snapshot
 
-import evoembedding_integrations.store as store_module
+import evoembedding_integrations.store.format as store_module
 from evoembedding_integrations.store import EvoStore
 
 TRIALS = {"plain-steps": 40, "plain-timer": 20, "evo-steps": 12}

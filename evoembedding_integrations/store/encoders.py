@@ -1,0 +1,279 @@
+"""What turns texts into vectors for a store: an EvoEmbedding model or a plain embedder.
+
+Both encoders answer the same small interface (:class:`Encoder`), so the store never asks which
+one it has:
+
+* :class:`EvoEncoder` (``mode="evo"``): each stream has a memory (an
+  :class:`~evoembedding_core.EvoStream`); a text's vector depends on the texts read before it in
+  its stream, and a query is read over the searched stream's memory.
+* :class:`PlainEncoder` (``mode="plain"``): any embedder (a LangChain ``Embeddings`` or a callable
+  ``texts -> (n, d) vectors``); streams have no memory (``None``) and are only partitions.
+
+The EvoEmbedding model code (torch, peft) is imported only when an :class:`EvoEncoder` is made,
+so a plain store never loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from .index import normalise
+from .records import ModelMismatchError
+
+if TYPE_CHECKING:
+    from evoembedding_core import EvoEmbeddingModel, EvoStream
+
+
+# ---------------------------------------------------------------------------------------- models
+def model_lock(model: EvoEmbeddingModel) -> threading.RLock:
+    """The model's own lock (see ``EvoEmbeddingModel.lock``).
+
+    Hold it to keep a stream update and its forward passes together.
+    """
+    return model.lock
+
+
+def resolve_model(model: EvoEmbeddingModel | str | os.PathLike | None = None) -> EvoEmbeddingModel:
+    """A model instance, loaded once per process and then shared (the core's model cache).
+
+    Args:
+        model: An ``EvoEmbeddingModel`` (returned as is), ``None`` (the shipped default model), a
+            model name or a directory.
+
+    Returns:
+        The model.
+
+    Raises:
+        TypeError: ``model`` is none of these.
+    """
+    from evoembedding_core.loading import load_model
+
+    return load_model(model)
+
+
+# ---------------------------------------------------------------------------------------- interface
+class Encoder(Protocol):
+    """The store's view of its encoder. ``Memory`` is an ``EvoStream`` (evo) or ``None`` (plain)."""
+
+    mode: str
+    model: EvoEmbeddingModel | None
+    embeddings: Any
+    dim: int | None
+    """The vectors' dimension if the encoder fixes it (``None``: learned from the first vectors)."""
+
+    def new_memory(self) -> Any:
+        """The memory of a new, empty stream."""
+
+    def copy_memory(self, memory) -> EvoStream:
+        """A copy of a stream's memory, to inspect."""
+
+    def embed(self, texts: list[str], stream_of: list[str], memories: Mapping[str, Any], dim: int | None):
+        """Vectors of new texts and each touched stream's advanced memory: ``(vectors, {stream: memory})``.
+        Nothing given is modified."""
+
+    def encode_query(self, query: str, memory, *, use_memory: bool, dim: int | None) -> np.ndarray:
+        """One query's unit vector (d,) read over ``memory`` (an empty one if ``None`` or not ``use_memory``)."""
+
+    def query_vectors(self, query: str, memories: Sequence, *, use_memory: bool, dim: int | None) -> np.ndarray:
+        """The query's unit vector over each memory: (len(memories), d)."""
+
+    def identity(self) -> dict:
+        """What a saved store records about its encoder: ``{"model": ..., "embedder": ...}``."""
+
+    def check_identity(self, header: Mapping) -> None:
+        """Raise :class:`ModelMismatchError` if a saved store's header names another encoder."""
+
+    def memory_state(self, memory) -> dict | None:
+        """A memory as arrays and counters: ``{"memory", "chunk_memory": float32 arrays, "meta": dict}``."""
+
+    def restore_memory(self, state: Mapping) -> Any:
+        """The memory :meth:`memory_state` describes (``ValueError`` if it is invalid)."""
+
+
+def make_encoder(model, embeddings) -> EvoEncoder | PlainEncoder:
+    """The encoder for ``EvoStore(model, embeddings=...)``.
+
+    Args:
+        model: An ``EvoEmbeddingModel``, a name, a directory or ``None`` (the default model).
+        embeddings: ``None`` (EvoEmbedding mode), a LangChain ``Embeddings`` or a callable.
+
+    Returns:
+        A :class:`PlainEncoder` when ``embeddings`` is given, else an :class:`EvoEncoder`.
+
+    Raises:
+        ValueError: Both ``model`` and ``embeddings`` were given.
+        TypeError: ``embeddings`` is neither an ``Embeddings`` nor callable, or ``model`` is not a model.
+    """
+    if embeddings is not None and model is not None:
+        raise ValueError("pass either model (EvoEmbedding mode) or embeddings (plain mode), not both")
+    if embeddings is None:
+        return EvoEncoder(resolve_model(model))
+    if not (callable(embeddings) or hasattr(embeddings, "embed_documents")):
+        raise TypeError("embeddings must be a LangChain Embeddings or a callable texts -> vectors")
+    return PlainEncoder(embeddings)
+
+
+def check_mode(header: Mapping, embeddings) -> None:
+    """Refuse to open a saved store with the wrong kind of encoder.
+
+    Args:
+        header: The saved store's manifest (``mode`` already checked to be ``"evo"`` or ``"plain"``).
+        embeddings: The embedder given to ``EvoStore.load`` (``None``: EvoEmbedding mode).
+
+    Raises:
+        ModelMismatchError: A plain store without ``embeddings``, or an EvoEmbedding store with them.
+    """
+    if header["mode"] == "plain" and embeddings is None:
+        raise ModelMismatchError(
+            f"this store was built with plain embeddings ({header.get('embedder')}): pass embeddings="
+        )
+    if header["mode"] == "evo" and embeddings is not None:
+        raise ModelMismatchError("this store was built with an EvoEmbedding model: pass model=, not embeddings=")
+
+
+# ---------------------------------------------------------------------------------------- plain
+class PlainEncoder:
+    """Any embedder: vectors are normalised, streams have no memory.
+
+    Args:
+        embeddings: A LangChain ``Embeddings`` (``embed_documents`` / ``embed_query``) or a
+            callable ``texts -> (n, d) vectors``.
+    """
+
+    mode = "plain"
+    model = None
+    dim = None
+
+    def __init__(self, embeddings) -> None:
+        self.embeddings = embeddings
+
+    def new_memory(self) -> None:
+        return None
+
+    def copy_memory(self, memory) -> EvoStream:
+        raise ValueError("a plain store has no stream memories")
+
+    def embed(self, texts, stream_of, memories, dim):
+        if hasattr(self.embeddings, "embed_documents"):
+            raw = self.embeddings.embed_documents(texts)
+        else:
+            raw = self.embeddings(texts)
+        vectors = normalise(raw, dim, "document vectors")
+        if len(vectors) != len(texts):
+            raise ValueError(f"the embedder returned {len(vectors)} document vectors for {len(texts)} texts")
+        return vectors, {}
+
+    def encode_query(self, query, memory, *, use_memory, dim) -> np.ndarray:
+        if hasattr(self.embeddings, "embed_query"):
+            raw = [self.embeddings.embed_query(query)]
+        else:
+            raw = self.embeddings([query])
+        return normalise(raw, dim, "query vector")[0]
+
+    def query_vectors(self, query, memories, *, use_memory, dim) -> np.ndarray:
+        vector = self.encode_query(query, None, use_memory=False, dim=dim)
+        return np.repeat(vector[None], len(memories), axis=0)
+
+    def identity(self) -> dict:
+        return {"model": None, "embedder": type(self.embeddings).__name__}
+
+    def check_identity(self, header) -> None:
+        """Plain stores are not checked against their embedder yet (the recorded class name is informative)."""
+
+    def memory_state(self, memory) -> None:
+        return None
+
+    def restore_memory(self, state) -> None:
+        if state is not None:
+            raise ValueError("a plain store has no stream memories")
+        return None
+
+
+# ---------------------------------------------------------------------------------------- evo
+class EvoEncoder:
+    """An EvoEmbedding model: one memory per stream, queries read over the stream's memory.
+
+    Every forward pass holds the model's lock. Queries go through
+    :func:`evoembedding_core.recurrence.represent_queries`, the one definition of how a query is
+    read in every mode (adapter or ``native``), so stored and query vectors always come from the
+    same encoder.
+
+    Args:
+        model: The loaded ``EvoEmbeddingModel``.
+    """
+
+    mode = "evo"
+    embeddings = None
+
+    def __init__(self, model: EvoEmbeddingModel) -> None:
+        from evoembedding_core import EvoStream
+
+        self.model = model
+        self.dim = model.output_dim
+        self._stream_class = EvoStream
+
+    def new_memory(self) -> EvoStream:
+        return self._stream_class(self.model)
+
+    def copy_memory(self, memory: EvoStream) -> EvoStream:
+        return self._stream_class(self.model).load_state_dict(memory.state_dict())
+
+    def embed(self, texts, stream_of, memories, dim):
+        vectors = np.zeros((len(texts), self.model.output_dim), np.float32)
+        advanced: dict[str, EvoStream] = {}
+        for sid in dict.fromkeys(stream_of):
+            rows = [i for i, s in enumerate(stream_of) if s == sid]
+            current = memories.get(sid)
+            reader = self.copy_memory(current) if current is not None else self.new_memory()
+            with model_lock(self.model):
+                vectors[rows] = reader.add([texts[i] for i in rows])
+            advanced[sid] = reader
+        return vectors, advanced
+
+    def encode_query(self, query, memory, *, use_memory, dim) -> np.ndarray:
+        reader = memory if memory is not None else self.new_memory()
+        with model_lock(self.model):
+            return reader.encode_query(query, memory=use_memory)
+
+    def query_vectors(self, query, memories, *, use_memory, dim) -> np.ndarray:
+        if not use_memory or self.model.config.native or not memories:
+            # the query does not depend on the memory: one vector serves every stream
+            vector = self.encode_query(query, None, use_memory=False, dim=dim)
+            return np.repeat(vector[None], len(memories), axis=0)
+        import torch
+
+        from evoembedding_core.recurrence import represent_queries
+
+        tokens = self.model.tokenize([query], query=True)
+        with model_lock(self.model), torch.inference_mode():
+            vectors = represent_queries(self.model, [memory.state for memory in memories], tokens)
+        return vectors.float().cpu().numpy()
+
+    def identity(self) -> dict:
+        return {"model": self.model.fingerprint(), "embedder": None}
+
+    def check_identity(self, header) -> None:
+        if header.get("model") != self.model.fingerprint():
+            raise ModelMismatchError(
+                "this store was written by a different model (fingerprint mismatch): load it with the model "
+                "that built it, or re-embed the texts with this one"
+            )
+
+    def memory_state(self, memory: EvoStream) -> dict:
+        state = memory.state_dict()
+        return {
+            "memory": state["memory"].float().numpy(),
+            "chunk_memory": state["chunk_memory"].float().numpy(),
+            "meta": state["meta"],
+        }
+
+    def restore_memory(self, state) -> EvoStream:
+        import torch
+
+        tensors = {name: torch.from_numpy(np.array(state[name], copy=True)) for name in ("memory", "chunk_memory")}
+        return self._stream_class(self.model).load_state_dict({**tensors, "meta": state["meta"]})

@@ -1,0 +1,466 @@
+"""EvoStore: many streams of texts, each read with its own memory, searchable and persistent."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from evoembedding_core.validation import (
+    check_bool,
+    check_number,
+    check_positive_int,
+    validate_id,
+    validate_ids,
+    validate_texts,
+)
+
+from . import format as fmt
+from .backend import Backend, Change, MemoryBackend
+from .encoders import check_mode, make_encoder
+from .filters import compile_filter
+from .hybrid import FUSION_DEPTH, fuse
+from .index import INDEX_KINDS, VectorIndex, mmr_select, normalise
+from .records import (
+    CorruptStoreError,
+    Hit,
+    ModelMismatchError,
+    Record,
+    new_ids,
+    per_text_metadata,
+    per_text_streams,
+    stream_id_list,
+)
+from .state import StoreState, Stream
+
+if TYPE_CHECKING:
+    from evoembedding_core import EvoEmbeddingModel, EvoStream
+
+DEFAULT_STREAM = "default"
+
+
+class EvoStore:
+    """Streams of texts with context-aware vectors, searchable and persistent.
+
+    A store holds any number of **streams** (a conversation, a user, a document). Texts added to a
+    stream are read by that stream's memory in order, so each vector depends on what came before
+    it in the same stream; every entry keeps its id, stream, position, text and JSON metadata.
+    Deleting an entry removes its vector and text, but the stream's memory is not rewound.
+
+    Scores are cosine similarities (higher is better). All methods are thread-safe.
+
+    >>> store = EvoStore()                                                 # doctest: +SKIP
+    >>> store.add(["Ana: I grew up in Porto.", "Ana: Last year I moved to Oslo."], stream_id="ana")
+    >>> store.search("Where does Ana live now?", k=1)[0].text               # doctest: +SKIP
+
+    Args:
+        model: An ``EvoEmbeddingModel``, a model name or directory, or ``None`` for the shipped
+            default model (loaded once per process).
+        embeddings: Instead of a model, any plain embedder (a LangChain ``Embeddings`` or a
+            callable ``texts -> (n, d) vectors``): a plain FAISS store, streams without memory.
+        index: ``"flat"`` (exact search) or ``"hnsw"`` (approximate for streams of at least
+            ``hnsw_threshold`` vectors; filtered searches stay exact).
+        hnsw_threshold: See ``index``.
+        query_memory: Read queries over each searched stream's memory (``False``: over an empty
+            memory; better for questions about any point of a long, finished history).
+        hybrid: Make :meth:`search` fuse the vector ranking with BM25 over the texts (reciprocal
+            rank fusion of the best ``max(k, 100)`` of each); hits then carry the fused score.
+
+    Raises:
+        TypeError: A flag is not a bool, or ``embeddings`` is not an embedder.
+        ValueError: Both ``model`` and ``embeddings``, an unknown ``index``, a bad ``hnsw_threshold``.
+    """
+
+    def __init__(
+        self,
+        model: EvoEmbeddingModel | str | os.PathLike | None = None,
+        *,
+        embeddings=None,
+        index: str = "flat",
+        hnsw_threshold: int = 10_000,
+        query_memory: bool = True,
+        hybrid: bool = False,
+    ) -> None:
+        check_bool(query_memory, "query_memory")
+        check_bool(hybrid, "hybrid")
+        if index not in INDEX_KINDS:
+            raise ValueError(f"index must be 'flat' or 'hnsw', got {index!r}")
+        check_positive_int(hnsw_threshold, "hnsw_threshold")
+        self._encoder = make_encoder(model, embeddings)
+        self.model, self.embeddings = self._encoder.model, self._encoder.embeddings
+        self.index_kind, self.hnsw_threshold = index, hnsw_threshold
+        self.query_memory, self.hybrid = query_memory, hybrid
+        self.dim: int | None = self._encoder.dim
+        self._state = StoreState(self._new_stream)
+        self._streams, self._entries = self._state.streams, self._state.entries  # read-only views
+        self._backend: Backend = MemoryBackend()
+        self._lock = threading.RLock()
+        self._save_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def mode(self) -> str:
+        """``"evo"`` (context-aware, per-stream memory) or ``"plain"`` (any embedder, no memory)."""
+        return self._encoder.mode
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, id_) -> bool:
+        return isinstance(id_, str) and id_ in self._entries
+
+    def __repr__(self) -> str:
+        return f"EvoStore(mode={self.mode}, streams={len(self._streams)}, entries={len(self)}, index={self.index_kind})"
+
+    def streams(self) -> list[str]:
+        """Stream ids, in creation order."""
+        with self._lock:
+            return list(self._streams)
+
+    def stream(self, stream_id: str) -> EvoStream:
+        """A copy of one stream's reader, memory state included: to inspect, not to add to.
+
+        Raises:
+            ValueError: A plain store (no memories).
+            KeyError: No such stream.
+        """
+        stream_id = validate_id(stream_id, "stream_id")
+        with self._lock:
+            if self.mode == "plain":
+                raise ValueError("a plain store has no stream memories")
+            if stream_id not in self._streams:
+                raise KeyError(f"no stream {stream_id!r}")
+            return self._encoder.copy_memory(self._streams[stream_id].memory)
+
+    def _new_stream(self) -> Stream:
+        return Stream(VectorIndex(self.dim, self.index_kind, self.hnsw_threshold), self._encoder.new_memory())
+
+    # ------------------------------------------------------------------ adding
+    def add(self, texts, *, stream_id: str | Sequence[str] = DEFAULT_STREAM, ids=None, metadatas=None) -> list[str]:
+        """Append texts to their stream(s), in order. A rejected call changes nothing.
+
+        Args:
+            texts: Non-empty strings (one string is one text).
+            stream_id: One stream id for all texts, or one per text.
+            ids: One id per text (``None`` entries, or ``None`` for all: new UUIDs). Re-adding an
+                existing id replaces its text, vector, metadata and stream.
+            metadatas: One JSON dict (or ``None``) per text.
+
+        Returns:
+            The texts' ids.
+
+        Raises:
+            TypeError: A bad text, id, stream id or metadata type.
+            ValueError: Blank texts, counts that differ from the texts', duplicate ids.
+        """
+        texts = validate_texts(texts)
+        n = len(texts)
+        stream_of = per_text_streams(stream_id, n)
+        ids = new_ids(ids, n)
+        metadatas = per_text_metadata(metadatas, n)
+        if not texts:
+            return []
+        with self._lock:
+            current = {sid: self._streams[sid].memory for sid in stream_of if sid in self._streams}
+            vectors, memories = self._encoder.embed(texts, stream_of, current, self.dim)
+            self._apply(self._state.plan_add(texts, stream_of, ids, metadatas, vectors, memories))
+        return ids
+
+    def _apply(self, change: Change) -> None:
+        """The one place the store changes (under the lock): the backend first, then memory."""
+        self._backend.apply(change)
+        if change.added and self.dim is None:
+            self.dim = len(change.added[0].vector)
+        self._state.apply(change)
+
+    # ------------------------------------------------------------------ reading
+    def get(self, ids) -> list[Record]:
+        """Records of the given ids, in that order; missing ids are skipped.
+
+        Raises:
+            TypeError: ``ids`` is not an id or a list of ids.
+        """
+        ids = validate_ids(ids)
+        with self._lock:
+            return [self._state.record(i) for i in ids if i in self._entries]
+
+    def ids(self, stream_ids=None) -> list[str]:
+        """Ids of all entries (or of some streams), stream by stream in creation order, by position.
+
+        Args:
+            stream_ids: One stream id, several, or ``None`` for all.
+        """
+        wanted = stream_id_list(stream_ids)
+        with self._lock:
+            return self._state.ids(wanted)
+
+    def vectors(self, ids) -> np.ndarray:
+        """Stored vectors of the given ids: (n, d) float32.
+
+        Raises:
+            KeyError: An id is not in the store.
+        """
+        ids = validate_ids(ids)
+        with self._lock:
+            missing = [i for i in ids if i not in self._entries]
+            if missing:
+                raise KeyError(f"unknown ids: {missing[:5]}")
+            return self._state.vectors(ids, self.dim or 0)
+
+    # ------------------------------------------------------------------ deleting
+    def delete(self, ids) -> int:
+        """Remove entries (vector and text); missing ids are ignored. Streams' memories are not rewound.
+
+        Returns:
+            How many entries were removed.
+        """
+        ids = validate_ids(ids)
+        with self._lock:
+            present = tuple(dict.fromkeys(i for i in ids if i in self._entries))
+            if present:
+                self._apply(Change(removed=present))
+            return len(present)
+
+    def delete_stream(self, stream_id: str) -> bool:
+        """Remove a stream, its entries and its memory.
+
+        Returns:
+            Whether the stream existed.
+        """
+        stream_id = validate_id(stream_id, "stream_id")
+        with self._lock:
+            if stream_id not in self._streams:
+                return False
+            removed = tuple(i for i, e in self._entries.items() if e.stream_id == stream_id)
+            self._apply(Change(removed=removed, dropped_streams=(stream_id,)))
+            return True
+
+    def clear(self) -> None:
+        """Remove every stream and entry."""
+        with self._lock:
+            self._apply(Change(cleared=True))
+
+    # ------------------------------------------------------------------ searching
+    def encode_query(self, query: str, stream_id: str = DEFAULT_STREAM) -> np.ndarray:
+        """The query's vector read over one stream's memory.
+
+        Args:
+            query: The query text.
+            stream_id: The stream (a new one, or ``query_memory=False``: an empty memory).
+
+        Returns:
+            A unit vector (d,).
+        """
+        query = validate_id(query, "query")
+        stream_id = validate_id(stream_id, "stream_id")
+        with self._lock:
+            stream = self._streams.get(stream_id)
+            memory = stream.memory if stream is not None else None
+            return self._encoder.encode_query(query, memory, use_memory=self.query_memory, dim=self.dim)
+
+    def search(self, query: str, *, k: int = 4, stream_ids=None, filter=None, hybrid: bool | None = None) -> list[Hit]:
+        """The ``k`` best entries for a query, best first.
+
+        The query is read over each searched stream's memory (one batched forward pass) and
+        searched in that stream's vectors only; results are merged by score.
+
+        Args:
+            query: The query text.
+            k: How many hits at most.
+            stream_ids: One stream id, several, or ``None`` for all (unknown streams add nothing).
+            filter: A metadata filter (see :mod:`.filters`) or a callable ``metadata -> bool``.
+            hybrid: Fuse with BM25 (``None``: the store's setting); hits then carry the fused score.
+
+        Returns:
+            Hits, best first.
+
+        Raises:
+            TypeError: A bad query, stream id, ``hybrid`` or filter type.
+            ValueError: A bad ``k`` or filter.
+        """
+        query = validate_id(query, "query")
+        k, predicate = check_positive_int(k, "k"), compile_filter(filter)
+        check_bool(hybrid, "hybrid", optional=True)
+        with self._lock:
+            sids = self._searched_streams(stream_ids)
+            if not sids:
+                return []
+            queries = self._query_vectors(query, sids)
+            if not (self.hybrid if hybrid is None else hybrid):
+                return self._state.search(queries, sids, k, predicate)
+            depth = max(k, FUSION_DEPTH)
+            dense = [h.id for h in self._state.search(queries, sids, depth, predicate)]
+            fused = fuse(dense, self._state.lexical_search(query, sids, predicate, depth), k)
+            return [self._state.record(id_, score) for id_, score in fused]
+
+    def search_by_vector(self, vector, *, k: int = 4, stream_ids=None, filter=None) -> list[Hit]:
+        """The ``k`` best entries for a given query vector (normalised here); see :meth:`search`.
+
+        Raises:
+            ValueError: Not one finite, non-zero vector of the store's dimension; a bad ``k`` or filter.
+        """
+        k, predicate = check_positive_int(k, "k"), compile_filter(filter)
+        with self._lock:
+            vector = self._query_vector_arg(vector)
+            sids = self._searched_streams(stream_ids)
+            if not sids:
+                return []
+            return self._state.search(np.repeat(vector[None], len(sids), axis=0), sids, k, predicate)
+
+    def mmr_search(
+        self, query: str, *, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, stream_ids=None, filter=None
+    ) -> list[Hit]:
+        """Maximal marginal relevance: the ``fetch_k`` best candidates, then ``k`` relevant and diverse ones.
+
+        Args:
+            query: The query text.
+            k: How many hits at most.
+            fetch_k: How many candidates to choose from.
+            lambda_mult: 1 ranks by relevance only, 0 by diversity only.
+            stream_ids: As in :meth:`search`.
+            filter: As in :meth:`search`.
+
+        Returns:
+            Hits in the order chosen, each with its similarity score.
+        """
+        query = validate_id(query, "query")
+        options = _mmr_options(k, fetch_k, lambda_mult, filter)
+        with self._lock:
+            sids = self._searched_streams(stream_ids)
+            return self._mmr(self._query_vectors(query, sids) if sids else None, sids, *options)
+
+    def mmr_search_by_vector(
+        self, vector, *, k: int = 4, fetch_k: int = 20, lambda_mult: float = 0.5, stream_ids=None, filter=None
+    ) -> list[Hit]:
+        """:meth:`mmr_search` for a given query vector."""
+        options = _mmr_options(k, fetch_k, lambda_mult, filter)
+        with self._lock:
+            vector = self._query_vector_arg(vector)
+            sids = self._searched_streams(stream_ids)
+            return self._mmr(np.repeat(vector[None], len(sids), axis=0), sids, *options)
+
+    def _query_vectors(self, query: str, sids: list[str]) -> np.ndarray:
+        """One query vector per stream: (S, d)."""
+        memories = [self._streams[s].memory for s in sids]
+        return self._encoder.query_vectors(query, memories, use_memory=self.query_memory, dim=self.dim)
+
+    def _query_vector_arg(self, vector) -> np.ndarray:
+        array = np.asarray(vector) if not isinstance(vector, (str, bytes)) else None
+        if array is None or array.ndim != 1:
+            raise ValueError("vector must be one 1-d vector")
+        return normalise(array[None], self.dim, "query vector")[0]
+
+    def _searched_streams(self, stream_ids) -> list[str]:
+        wanted = stream_id_list(stream_ids)
+        if wanted is None:
+            return [s for s, stream in self._streams.items() if len(stream.index)]
+        return [s for s in wanted if s in self._streams and len(self._streams[s].index)]
+
+    def _mmr(self, queries, sids, k, fetch_k, lambda_mult, predicate) -> list[Hit]:
+        if not sids:
+            return []
+        candidates = self._state.search(queries, sids, max(k, fetch_k), predicate)
+        if not candidates:
+            return []
+        vectors = self.vectors([h.id for h in candidates])
+        chosen = mmr_select(np.array([h.score for h in candidates]), vectors, k, lambda_mult)
+        return [candidates[i] for i in chosen]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write the store to ``directory`` atomically (see :mod:`.format`).
+
+        Returns:
+            The directory.
+
+        Raises:
+            ValueError: ``directory`` exists and is not a directory.
+            OSError: Writing failed (the previous save, if any, is still complete).
+        """
+        directory = Path(directory)
+        with self._save_lock:
+            with self._lock:
+                snapshots = self._state.snapshots(self._encoder.memory_state)
+                document, arrays = fmt.encode_snapshot(self._header(), snapshots)
+            directory.mkdir(parents=True, exist_ok=True)
+            if not directory.is_dir() or directory.is_symlink():
+                raise ValueError(f"{directory} is not a directory")
+            fmt.write_snapshot(directory, document, arrays)
+        return directory
+
+    def _header(self) -> dict:
+        return {
+            "mode": self.mode,
+            **self._encoder.identity(),
+            "dim": self.dim,
+            "index": {"kind": self.index_kind, "hnsw_threshold": self.hnsw_threshold},
+            "entries": len(self._entries),
+        }
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike,
+        model: EvoEmbeddingModel | str | os.PathLike | None = None,
+        *,
+        embeddings=None,
+        index: str | None = None,
+        query_memory: bool = True,
+        hybrid: bool = False,
+    ) -> EvoStore:
+        """Load a store saved by :meth:`save`, verifying it first (nothing in it is ever executed).
+
+        Args:
+            directory: The saved store.
+            model: For an EvoEmbedding store, the model that wrote it (default: the shipped one).
+            embeddings: For a plain store, its embedder.
+            index: Override the saved index kind (``"flat"`` or ``"hnsw"``).
+            query_memory: As in :class:`EvoStore`.
+            hybrid: As in :class:`EvoStore`.
+
+        Returns:
+            The store.
+
+        Raises:
+            FileNotFoundError: No saved store there.
+            CorruptStoreError: The files are unsafe, damaged, inconsistent or of another version.
+            ModelMismatchError: Written by another model, or the wrong kind of encoder was given.
+        """
+        manifest, document, arrays = fmt.read_verified(Path(directory))
+        check_mode(manifest, embeddings)
+        kind, threshold = fmt.index_options(manifest, index)
+        store = cls(
+            model if manifest["mode"] == "evo" else None,
+            embeddings=embeddings,
+            index=kind,
+            hnsw_threshold=threshold,
+            query_memory=query_memory,
+            hybrid=hybrid,
+        )
+        store._encoder.check_identity(manifest)
+        store._restore(manifest, document, arrays)
+        return store
+
+    def _restore(self, manifest: dict, document: dict, arrays: dict[str, np.ndarray]) -> None:
+        dim = fmt.manifest_dim(manifest)
+        if self._encoder.dim is not None and dim not in (None, self.dim):
+            raise ModelMismatchError(f"store holds {dim}-d vectors, the model makes {self.dim}-d ones")
+        self.dim = dim
+        with_memory = self.mode == "evo"
+        streams = fmt.decode_streams(manifest, document, arrays, dim=dim, with_memory=with_memory)
+        for n, snapshot in enumerate(streams):
+            try:
+                self._state.install(snapshot, self._encoder.restore_memory(snapshot.memory))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise CorruptStoreError(f"stream #{n} is invalid: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------- arguments
+def _mmr_options(k, fetch_k, lambda_mult, filter) -> tuple:
+    k, fetch_k, predicate = check_positive_int(k, "k"), check_positive_int(fetch_k, "fetch_k"), compile_filter(filter)
+    lambda_mult = check_number(lambda_mult, "lambda_mult", minimum=0, maximum=1)
+    return k, fetch_k, float(lambda_mult), predicate

@@ -1,0 +1,202 @@
+"""The store's in-memory state: streams, entries, labels, vector indexes and the BM25 ranking.
+
+:class:`StoreState` changes only through :meth:`StoreState.apply` (one :class:`~.backend.Change`)
+and :meth:`StoreState.install` (one verified :class:`~.format.StreamSnapshot`, when loading); it
+holds no lock (the store's lock guards it) and validates nothing (the store validates arguments,
+:mod:`.format` validates files).
+
+Each entry has an int64 **label**, unique for the life of the store, that keys it in its stream's
+FAISS index and in the BM25 index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backend import AddedEntry, Change
+from .format import StoredRecord, StreamSnapshot
+from .hybrid import LexicalRanking
+from .index import VectorIndex
+from .records import Hit, Record, copy_metadata
+
+
+class Stream:
+    """A stream: its memory (``EvoStream``; ``None`` in plain mode), vectors, and text counter."""
+
+    def __init__(self, index: VectorIndex, memory: Any) -> None:
+        self.index, self.memory, self.length = index, memory, 0
+
+
+@dataclass
+class Entry:
+    """One stored text, where it is, and its label."""
+
+    text: str
+    metadata: dict
+    stream_id: str
+    position: int
+    label: int
+
+
+class StoreState:
+    """Streams and entries of one store.
+
+    Args:
+        new_stream: Makes an empty :class:`Stream` (an index of the store's dimension and kind,
+            and a new memory); called when a change first touches a stream.
+    """
+
+    def __init__(self, new_stream: Callable[[], Stream]) -> None:
+        self.new_stream = new_stream
+        self.streams: dict[str, Stream] = {}
+        self.entries: dict[str, Entry] = {}
+        self.ids_by_label: dict[int, str] = {}
+        self.next_label = 0
+        self.lexical = LexicalRanking(self._corpus)
+
+    # ------------------------------------------------------------------ changing
+    def apply(self, change: Change) -> None:
+        """Apply one change (already accepted by the backend)."""
+        if change.cleared:
+            self.streams.clear()
+            self.entries.clear()
+            self.ids_by_label.clear()
+            self.lexical.reset()
+            return
+        self._remove(change.removed)
+        for sid in change.dropped_streams:
+            del self.streams[sid]
+        labels = []
+        for entry in change.added:
+            stream = self.streams.get(entry.stream_id) or self.streams.setdefault(entry.stream_id, self.new_stream())
+            label = self._new_label(entry.id)
+            stream.index.add(np.array([label], np.int64), entry.vector[None])
+            self.entries[entry.id] = Entry(entry.text, entry.metadata, entry.stream_id, entry.position, label)
+            labels.append(label)
+        self.lexical.add(labels, [entry.text for entry in change.added])
+        for sid, length in change.lengths.items():
+            self.streams[sid].length = length
+        for sid, memory in change.memories.items():
+            self.streams[sid].memory = memory
+
+    def plan_add(self, texts, stream_of, ids, metadatas, vectors, memories) -> Change:
+        """The change that appends checked texts (with their vectors and the streams' advanced
+        memories) to their streams; an existing id is replaced."""
+        lengths = {sid: self.streams[sid].length if sid in self.streams else 0 for sid in stream_of}
+        added = []
+        for text, sid, id_, metadata, vector in zip(texts, stream_of, ids, metadatas, vectors):
+            added.append(AddedEntry(id_, sid, lengths[sid], text, metadata, vector))
+            lengths[sid] += 1
+        replaced = tuple(i for i in ids if i in self.entries)
+        return Change(added=tuple(added), removed=replaced, lengths=lengths, memories=memories)
+
+    def install(self, snapshot: StreamSnapshot, memory: Any) -> None:
+        """Add one verified stream from a save (nothing is re-embedded)."""
+        stream = self.new_stream()
+        stream.length, stream.memory = snapshot.length, memory
+        first = self.next_label
+        for record in snapshot.records:
+            label = self._new_label(record.id)
+            self.entries[record.id] = Entry(record.text, record.metadata, snapshot.id, record.position, label)
+        if snapshot.records:
+            stream.index.add(np.arange(first, self.next_label, dtype=np.int64), snapshot.vectors)
+        self.streams[snapshot.id] = stream
+
+    def _new_label(self, id_: str) -> int:
+        label = self.next_label
+        self.next_label += 1
+        self.ids_by_label[label] = id_
+        return label
+
+    def _remove(self, ids: Iterable[str]) -> None:
+        by_stream: dict[str, list[int]] = {}
+        for id_ in ids:
+            entry = self.entries.pop(id_)
+            del self.ids_by_label[entry.label]
+            by_stream.setdefault(entry.stream_id, []).append(entry.label)
+        for sid, labels in by_stream.items():
+            self.streams[sid].index.remove(np.array(labels, np.int64))
+            self.lexical.remove(labels)
+
+    def _corpus(self) -> tuple[list[int], list[str]]:
+        entries = list(self.entries.values())
+        return [e.label for e in entries], [e.text for e in entries]
+
+    # ------------------------------------------------------------------ reading
+    def record(self, id_: str, score: float | None = None) -> Record:
+        """The record of a stored id (a :class:`Hit` when ``score`` is given)."""
+        e = self.entries[id_]
+        fields = dict(id=id_, text=e.text, metadata=copy_metadata(e.metadata), stream_id=e.stream_id)
+        if score is None:
+            return Record(position=e.position, **fields)
+        return Hit(position=e.position, score=score, **fields)
+
+    def ids(self, stream_ids: list[str] | None) -> list[str]:
+        """Ids of the entries of some streams (``None``: all), stream by stream in creation order,
+        then by position."""
+        chosen = set(self.streams) if stream_ids is None else set(stream_ids)
+        entries = [(i, e) for i, e in self.entries.items() if e.stream_id in chosen]
+        order = {sid: n for n, sid in enumerate(self.streams)}
+        entries.sort(key=lambda item: (order[item[1].stream_id], item[1].position))
+        return [i for i, _ in entries]
+
+    def vectors(self, ids: list[str], dim: int) -> np.ndarray:
+        """The stored vectors of stored ids: (n, dim) float32."""
+        out = np.zeros((len(ids), dim), np.float32)
+        for row, id_ in enumerate(ids):
+            entry = self.entries[id_]
+            out[row] = self.streams[entry.stream_id].index.vectors(np.array([entry.label], np.int64))[0]
+        return out
+
+    def snapshots(self, memory_state: Callable[[Any], dict | None]) -> list[StreamSnapshot]:
+        """Every stream as saved (records in position order); ``memory_state`` turns a memory into arrays."""
+        out = []
+        for sid, stream in self.streams.items():
+            labels = stream.index.labels()
+            ids = [self.ids_by_label[int(label)] for label in labels]
+            order = np.argsort([self.entries[i].position for i in ids], kind="stable")
+            ids, labels = [ids[i] for i in order], labels[order]
+            records = [StoredRecord(i, e.position, e.text, e.metadata) for i in ids for e in [self.entries[i]]]
+            memory = None if stream.memory is None else memory_state(stream.memory)
+            out.append(StreamSnapshot(sid, stream.length, records, stream.index.vectors(labels), memory))
+        return out
+
+    # ------------------------------------------------------------------ searching
+    def search(self, queries: np.ndarray, sids: list[str], k: int, predicate) -> list[Hit]:
+        """The ``k`` best hits over streams ``sids``, stream ``n`` searched with ``queries[n]``.
+
+        Ties are broken by stream order, then position.
+        """
+        allowed: dict[str, list[int]] | None = None
+        if predicate is not None:
+            allowed = {sid: [] for sid in sids}
+            for entry in self.entries.values():
+                if entry.stream_id in allowed and predicate(entry.metadata):
+                    allowed[entry.stream_id].append(entry.label)
+        found: list[tuple[float, int, int, str]] = []
+        for n, (sid, query) in enumerate(zip(sids, queries)):
+            labels = None if allowed is None else np.array(allowed[sid], np.int64)
+            scores, labels = self.streams[sid].index.search(query[None], k, labels)
+            for score, label in zip(scores[0], labels[0]):
+                if label >= 0:
+                    id_ = self.ids_by_label[int(label)]
+                    found.append((-float(score), n, self.entries[id_].position, id_))
+        found.sort()
+        return [self.record(id_, -neg) for neg, _, _, id_ in found[:k]]
+
+    def lexical_search(self, query: str, sids: list[str], predicate, depth: int) -> list[str]:
+        """Ids of the ``depth`` entries of streams ``sids`` with the highest BM25 scores (above 0;
+        word statistics of the whole store; ties: the earlier added first), best first."""
+        wanted, found = set(sids), []
+        for label in self.lexical.ranked(query):
+            id_ = self.ids_by_label[label]
+            entry = self.entries[id_]
+            if entry.stream_id in wanted and (predicate is None or predicate(entry.metadata)):
+                found.append(id_)
+                if len(found) == depth:
+                    break
+        return found
