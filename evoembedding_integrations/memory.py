@@ -139,7 +139,7 @@ class EvoAgentMemory:
             query_memory: :class:`EvoStore`'s option: ``False`` encodes queries over an empty memory.
             hybrid: :class:`EvoStore`'s option: fuse the vector ranking with BM25.
                 ``query_memory=False, hybrid=True`` is the best setting measured for questions
-                about a long history (docs: "The shipped default model").
+                about a long history (``docs/evaluation.md``).
 
         Raises:
             ValueError: ``store`` is given with ``path`` or ``model``.

@@ -100,16 +100,20 @@ class EvoAMemRetriever:
         }
 
     def get_by_id(self, doc_id: str) -> dict | None:
+        """A note's metadata, or ``None``."""
         records = self.store.get([doc_id])
         return records[0].metadata if records else None
 
     def get_by_ids(self, doc_ids: list[str]) -> dict[str, dict]:
+        """The metadata of the notes with these ids (missing ids are skipped), by id."""
         return {r.id: r.metadata for r in self.store.get(list(doc_ids))}
 
     def count(self) -> int:
+        """How many notes the stream holds."""
         return len(self.store.ids(self.stream_id))
 
     def get_all_ids(self, limit: int | None = None, offset: int = 0) -> list[str]:
+        """The note ids, oldest first, from ``offset``, at most ``limit`` of them."""
         ids = self.store.ids(self.stream_id)[offset:]
         return ids if limit is None else ids[:limit]
 

@@ -158,12 +158,15 @@ class EvoMem0VectorStore(VectorStoreBase):
         """Collections are implicit (one store)."""
 
     def list_cols(self) -> list[str]:
+        """The one collection name."""
         return [self.collection_name]
 
     def delete_col(self) -> None:
+        """Remove every memory of the store."""
         self.store.clear()
 
     def col_info(self) -> dict:
+        """The collection name, the number of memories, the streams and the vector dimension."""
         return {
             "name": self.collection_name,
             "count": len(self.store),
@@ -172,6 +175,7 @@ class EvoMem0VectorStore(VectorStoreBase):
         }
 
     def reset(self) -> None:
+        """Remove every memory of the store (all users)."""
         self.store.clear()
 
 

@@ -119,4 +119,5 @@ class EvoEmbedding(BaseEmbedding):
         return nodes
 
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
+        """Async version of :meth:`__call__`."""
         return self(nodes, **kwargs)
