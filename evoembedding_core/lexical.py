@@ -49,7 +49,15 @@ class LexicalIndex:
         return len(self._slots)
 
     def add(self, keys: Sequence[Hashable], texts: Sequence[str]) -> None:
-        """Index ``texts`` under ``keys`` (new keys, one per text)."""
+        """Index texts.
+
+        Args:
+            keys: New keys, one per text.
+            texts: The texts.
+
+        Raises:
+            ValueError: Lengths differ, or a key is repeated or already indexed.
+        """
         if len(keys) != len(texts):
             raise ValueError(f"{len(keys)} keys for {len(texts)} texts")
         taken = [k for k in keys if k in self._slots]
@@ -70,7 +78,11 @@ class LexicalIndex:
         self._idf = None
 
     def remove(self, keys: Sequence[Hashable]) -> None:
-        """Forget the texts of ``keys`` (unknown keys are ignored)."""
+        """Forget texts.
+
+        Args:
+            keys: Keys of the texts to forget (unknown keys are ignored).
+        """
         for key in keys:
             slot = self._slots.pop(key, None)
             if slot is None:
@@ -118,8 +130,14 @@ class LexicalIndex:
         return {self._keys[slot]: float(total[slot]) for slot in np.flatnonzero(matched)}
 
     def ranked(self, query: str) -> Iterator[tuple[Hashable, float]]:
-        """``(key, score)`` of the texts scoring above 0, best first (ties: the earlier added first),
-        produced lazily: take as many as needed."""
+        """Rank the texts for a query, lazily: take as many as needed.
+
+        Args:
+            query: The query.
+
+        Yields:
+            ``(key, score)`` of the texts scoring above 0, best first (ties: the earlier added first).
+        """
         total, _ = self._accumulate(query)
         slots = np.flatnonzero(total > 0)
         for slot in slots[np.argsort(-total[slots], kind="stable")]:

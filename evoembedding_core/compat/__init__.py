@@ -18,7 +18,21 @@ __all__ = ["load_foreign"]
 def load_foreign(
     directory: str | Path, raw_config: dict, device=None, dtype: torch.dtype | None = None, **overrides
 ) -> EvoEmbeddingModel:
-    """Load a checkpoint directory whose ``config.json`` is not in our format, or say why not."""
+    """Load a checkpoint directory whose ``config.json`` is not in our format.
+
+    Args:
+        directory: The checkpoint directory.
+        raw_config: Its parsed ``config.json``.
+        device: Where to put the model.
+        dtype: The backbone's dtype.
+        **overrides: Config fields to replace.
+
+    Returns:
+        The converted model.
+
+    Raises:
+        ValueError: The format is not one this library converts (the message names it).
+    """
     if is_released_config(raw_config):
         return load_released(Path(directory), raw_config, device=device, dtype=dtype, **overrides)
     kind = raw_config.get("model_type") or raw_config.get("format") or "unknown"

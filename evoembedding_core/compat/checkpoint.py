@@ -18,7 +18,15 @@ TORCH_INDEX = "pytorch_model.bin.index.json"
 
 
 class CheckpointReader:
-    """Names, shapes and tensors of a checkpoint directory, read one tensor at a time."""
+    """Names, shapes and tensors of a checkpoint directory, read one tensor at a time.
+
+    Args:
+        directory: A directory with ``*.safetensors`` (single or sharded) or ``pytorch_model*.bin``.
+
+    Raises:
+        FileNotFoundError: No weight files, or listed shards are missing.
+        ValueError: A torch file is not a flat state dict, or the checkpoint holds no tensors.
+    """
 
     def __init__(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -38,18 +46,21 @@ class CheckpointReader:
             raise ValueError(f"{directory}: checkpoint holds no tensors")
 
     def keys(self) -> list[str]:
+        """All tensor names, sorted."""
         return sorted(set(self._where) | set(self._torch))
 
     def __contains__(self, name: str) -> bool:
         return name in self._where or name in self._torch
 
     def shape(self, name: str) -> tuple[int, ...]:
+        """Shape of one tensor, without reading it."""
         if name in self._torch:
             return tuple(self._torch[name].shape)
         with safe_open(str(self._where[name]), framework="pt") as handle:
             return tuple(handle.get_slice(name).get_shape())
 
     def get(self, name: str) -> torch.Tensor:
+        """One tensor, read from disk."""
         if name in self._torch:
             return self._torch[name]
         with safe_open(str(self._where[name]), framework="pt") as handle:

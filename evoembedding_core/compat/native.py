@@ -19,11 +19,24 @@ QWEN3_EMBEDDING_CONSTANTS = dict(rope_theta=1_000_000.0, rms_norm_eps=1e-6, max_
 
 
 def has_native_weights(reader: CheckpointReader) -> bool:
+    """Whether the checkpoint bundles an embedding model (``emb_model.*`` tensors)."""
     return any(name.startswith(NATIVE_PREFIX) for name in reader.keys())
 
 
 def load_native_encoder(reader: CheckpointReader, *, device: torch.device, dtype: torch.dtype) -> Qwen3Model:
-    """The bundled embedding model's transformer body (no LM head), frozen, in eval mode."""
+    """Rebuild the bundled embedding model's transformer body (no LM head).
+
+    Args:
+        reader: The checkpoint's tensors.
+        device: Where to put it.
+        dtype: Its dtype.
+
+    Returns:
+        The Qwen3 body, frozen, in eval mode.
+
+    Raises:
+        ValueError: The checkpoint has no ``emb_model`` weights, or they do not fit a Qwen3 body.
+    """
     body = f"{NATIVE_PREFIX}model."
     tensors = {name[len(body) :]: reader.get(name) for name in reader.keys() if name.startswith(body)}
     if "embed_tokens.weight" not in tensors:

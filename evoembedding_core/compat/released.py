@@ -45,11 +45,22 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 
 
 def is_released_config(raw: dict) -> bool:
+    """Whether a parsed ``config.json`` is a released EvoEmbedding checkpoint's."""
     return raw.get("model_type") == RELEASED_MODEL_TYPE
 
 
 def released_parameter_name(key: str) -> str | None:
-    """Our parameter name for a released checkpoint key (``None``: the bundled embedding model)."""
+    """Our parameter name for a released checkpoint key.
+
+    Args:
+        key: A tensor name in the released checkpoint.
+
+    Returns:
+        The parameter name in :class:`EvoEmbeddingModel`, or ``None`` for the bundled embedding model.
+
+    Raises:
+        ValueError: The key belongs to no known part.
+    """
     if key.startswith(NATIVE_PREFIX):
         return None
     if key.startswith("model."):
@@ -61,7 +72,20 @@ def released_parameter_name(key: str) -> str | None:
 
 
 def released_config(raw: dict, reader: CheckpointReader, hf_config, overrides: dict) -> EvoEmbeddingConfig:
-    """Our config equivalent to a released ``config.json`` (plus ``overrides``)."""
+    """Our config equivalent to a released ``config.json``.
+
+    Args:
+        raw: The released ``config.json``.
+        reader: The checkpoint's tensors (shapes are checked against the config).
+        hf_config: The base model's transformers config (for its position limit).
+        overrides: Config fields to replace.
+
+    Returns:
+        The equivalent :class:`EvoEmbeddingConfig`.
+
+    Raises:
+        ValueError: The config contradicts the tensors, or an override is unknown.
+    """
     k = int(raw.get("num_latents", 16))
     capacity = int(raw.get("buffer_capacity", 512))
     if "memory_queries" in reader and reader.shape("memory_queries")[-2] != k:
@@ -101,8 +125,20 @@ def load_released(
 ) -> EvoEmbeddingModel:
     """Load a released checkpoint directory as an :class:`EvoEmbeddingModel` (nothing unpickled).
 
-    ``backbone=`` overrides ``base_model_name_or_path`` (e.g. a local copy); ``native=True`` loads the
-    bundled embedding model and makes every vector static.
+    Args:
+        directory: The checkpoint directory.
+        raw: Its parsed ``config.json``.
+        device: Where to put the model.
+        dtype: The backbone's dtype.
+        **overrides: Config fields to replace; ``backbone=`` replaces ``base_model_name_or_path``
+            (e.g. a local copy), ``native=True`` loads the bundled embedding model and makes every
+            vector static.
+
+    Returns:
+        The model, in eval mode.
+
+    Raises:
+        ValueError: The base model cannot be read, or the tensors do not match it.
     """
     reader = CheckpointReader(directory)
     device = torch.device(device) if device is not None else default_device()

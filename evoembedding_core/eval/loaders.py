@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from ..validation import check_positive_int
+from ..validation import check_positive_int, is_int
 from .conversation import Conversation, Question, Segment
 
 HEADER_TEMPLATE = "Session date: {date}"
@@ -194,7 +194,7 @@ def evotrain_conversation(sample: dict, name: str) -> Conversation:
         raise ValueError(f"{name}: meta.turns must list at least two non-empty strings (history and query)")
     if not isinstance(evidence, list) or not evidence:
         raise ValueError(f"{name}: meta.evidence_turns must be a non-empty list")
-    if not all(isinstance(e, int) and not isinstance(e, bool) and 0 <= e < len(turns) - 1 for e in evidence):
+    if not all(is_int(e) and 0 <= e < len(turns) - 1 for e in evidence):
         raise ValueError(f"{name}: meta.evidence_turns must be indices of history turns (0..{len(turns) - 2})")
     segments = [Segment(text, turn_id=str(i)) for i, text in enumerate(turns[:-1])]
     question = Question(
@@ -250,9 +250,19 @@ LOADERS = {"locomo": load_locomo, "longmemeval": load_longmemeval, "evotrain": l
 
 
 def load_benchmark(spec: str | Path, limit: int | None = None) -> tuple[str, list[Conversation]]:
-    """``"realtalk"``, ``"longmemeval"`` (from the shared data) or a path; returns (name, conversations).
+    """Load a benchmark as conversations.
 
-    ``limit`` keeps the first N conversations (LoCoMo, EvoTrain samples) or questions (LongMemEval).
+    Args:
+        spec: ``"realtalk"``, ``"longmemeval"`` (from the shared data) or a path (LoCoMo-style JSON,
+            LongMemEval JSON, EvoTrain samples).
+        limit: Keep the first N conversations (LoCoMo, EvoTrain samples) or questions (LongMemEval).
+
+    Returns:
+        ``(name, conversations)``.
+
+    Raises:
+        ValueError: ``limit`` is not a positive integer, or the file's format is unrecognised.
+        FileNotFoundError: The path does not exist.
     """
     check_positive_int(limit, "limit", optional=True)
     if str(spec) == "realtalk":

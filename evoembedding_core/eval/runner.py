@@ -84,8 +84,18 @@ def evaluate(
     benchmark: str = "custom",
     progress: bool = True,
 ) -> dict:
-    """Run every system on every conversation (same candidates for all); returns the results dict
-    (``systems`` with metrics, ``questions`` with every evidence rank, corpus sizes and timings)."""
+    """Run every system on every conversation (same candidates for all).
+
+    Args:
+        conversations: The conversations, with their questions and evidence.
+        systems: The systems to compare (see :func:`~evoembedding_core.eval.systems.build_systems`).
+        benchmark: The benchmark's name, kept in the results.
+        progress: Show progress bars.
+
+    Returns:
+        The results dict: ``systems`` with metrics, ``records`` with every evidence rank, corpus
+        sizes and timings.
+    """
     records, seconds = [], defaultdict(float)
     for conversation in tqdm(conversations, desc=f"eval {benchmark}", unit="conv", disable=not progress):
         conv_records, conv_seconds = question_records(conversation, systems, progress=progress)
@@ -166,11 +176,23 @@ def rename_system(result: dict, old: str, new: str) -> dict:
 def evaluate_samples(
     model: EvoEmbeddingModel, samples: Iterable[dict] | str | Path, *, zero_memory: bool = False, progress: bool = False
 ) -> dict:
-    """Evidence-rank metrics of ``model`` on EvoTrain samples (dicts, or a JSON/JSONL path): each
-    sample's history is streamed, its last turn is the query, ``evidence_turns`` are the relevant turns.
+    """Evidence-rank metrics of ``model`` on EvoTrain samples.
 
-    Returns ``{"overall": {"n", "R@1", ..., "NDCG@10"}, "by_category": {template: {...}}, "temporal": ...}``
-    (percent). ``zero_memory=True`` scores the context-removed ablation instead.
+    Each sample's history is streamed, its last turn is the query, ``evidence_turns`` are the
+    relevant turns.
+
+    Args:
+        model: The model.
+        samples: Sample dicts, or a JSON/JSONL path.
+        zero_memory: Score the context-removed ablation instead.
+        progress: Show progress bars.
+
+    Returns:
+        ``{"overall": {"n", "R@1", ..., "NDCG@10"}, "by_category": {template: {...}}, "temporal": ...}``
+        (percent).
+
+    Raises:
+        ValueError: No samples.
     """
     if isinstance(samples, (str, Path)):
         conversations = load_evotrain(samples)

@@ -186,8 +186,19 @@ def build_systems(
     model: EvoEmbeddingModel | Callable[[], EvoEmbeddingModel] | None = None,
     embedder: StaticEmbedder | None = None,
 ) -> list[RetrievalSystem]:
-    """Systems by name (see :data:`SYSTEMS`). ``model`` may be a model or a function that loads one
-    (called only when an ``evo`` system is asked for)."""
+    """Build the systems to compare, by name.
+
+    Args:
+        names: System names (see :data:`SYSTEMS`; ``-dated`` and ``+`` fusions allowed).
+        model: A model, or a function that loads one (called only when an ``evo`` system is asked for).
+        embedder: The static embedder of the ``minilm`` systems (default: a new :class:`StaticEmbedder`).
+
+    Returns:
+        One system per name, in order.
+
+    Raises:
+        ValueError: An unknown or repeated name, or an ``evo`` system without a model.
+    """
     check_system_names(names)
     parts = [p for n in names for p in _parts(n)]
     if uses_model(names):
