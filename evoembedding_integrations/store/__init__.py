@@ -21,7 +21,7 @@ The package, one concept per module:
 """
 
 from .backend import Backend, Change, MemoryBackend
-from .encoders import EvoEncoder, PlainEncoder, model_lock, resolve_model
+from .encoders import Encoder, EvoEncoder, PlainEncoder, model_lock, resolve_model
 from .evo_store import DEFAULT_STREAM, EvoStore
 from .filters import MAX_FILTER_DEPTH, OPERATORS, compile_filter
 from .format import FORMAT, FORMAT_VERSION, MANIFEST, MAX_MANIFEST_BYTES
@@ -38,6 +38,7 @@ __all__ = [
     "Backend",
     "Change",
     "CorruptStoreError",
+    "Encoder",
     "EvoEncoder",
     "EvoStore",
     "Hit",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,42 +57,81 @@ def resolve_model(model: EvoEmbeddingModel | str | os.PathLike | None = None) ->
 
 
 # ---------------------------------------------------------------------------------------- interface
-class Encoder(Protocol):
-    """The store's view of its encoder. ``Memory`` is an ``EvoStream`` (evo) or ``None`` (plain)."""
+class Encoder:
+    """What the store asks of its encoder; :class:`EvoEncoder` and :class:`PlainEncoder` implement it.
+
+    A stream's **memory** is whatever the encoder keeps per stream: an ``EvoStream`` (evo) or
+    ``None`` (plain). The store never looks inside one.
+
+    Attributes:
+        mode: ``"evo"`` or ``"plain"``.
+        model: The ``EvoEmbeddingModel``, or ``None``.
+        embeddings: The plain embedder, or ``None``.
+        dim: The vectors' dimension if the encoder fixes it (``None``: learned from the first vectors).
+    """
 
     mode: str
-    model: EvoEmbeddingModel | None
-    embeddings: Any
-    dim: int | None
-    """The vectors' dimension if the encoder fixes it (``None``: learned from the first vectors)."""
+    model: EvoEmbeddingModel | None = None
+    embeddings: Any = None
+    dim: int | None = None
 
     def new_memory(self) -> Any:
         """The memory of a new, empty stream."""
+        raise NotImplementedError
 
     def copy_memory(self, memory) -> EvoStream:
-        """A copy of a stream's memory, to inspect."""
+        """A copy of a stream's memory, to inspect.
+
+        Raises:
+            ValueError: The encoder keeps no memories.
+        """
+        raise NotImplementedError
 
     def embed(self, texts: list[str], stream_of: list[str], memories: Mapping[str, Any], dim: int | None):
-        """Vectors of new texts and each touched stream's advanced memory: ``(vectors, {stream: memory})``.
-        Nothing given is modified."""
+        """Vectors of new texts, each read in its stream (nothing given is modified).
+
+        Args:
+            texts: The checked texts.
+            stream_of: Each text's stream id.
+            memories: The current memory of each touched stream that exists.
+            dim: The store's dimension (``None``: any).
+
+        Returns:
+            ``(vectors, memories)``: unit vectors (n, d) and each touched stream's advanced memory.
+        """
+        raise NotImplementedError
 
     def encode_query(self, query: str, memory, *, use_memory: bool, dim: int | None) -> np.ndarray:
-        """One query's unit vector (d,) read over ``memory`` (an empty one if ``None`` or not ``use_memory``)."""
+        """One query's unit vector (d,), read over ``memory`` (an empty one if ``None`` or not ``use_memory``)."""
+        raise NotImplementedError
 
     def query_vectors(self, query: str, memories: Sequence, *, use_memory: bool, dim: int | None) -> np.ndarray:
-        """The query's unit vector over each memory: (len(memories), d)."""
+        """The query's unit vector read over each of ``memories``: (len(memories), d)."""
+        raise NotImplementedError
 
     def identity(self) -> dict:
         """What a saved store records about its encoder: ``{"model": ..., "embedder": ...}``."""
+        raise NotImplementedError
 
     def check_identity(self, header: Mapping) -> None:
-        """Raise :class:`ModelMismatchError` if a saved store's header names another encoder."""
+        """Check a saved store's header against this encoder.
+
+        Raises:
+            ModelMismatchError: The store was written by another encoder.
+        """
+        raise NotImplementedError
 
     def memory_state(self, memory) -> dict | None:
-        """A memory as arrays and counters: ``{"memory", "chunk_memory": float32 arrays, "meta": dict}``."""
+        """A memory as ``{"memory", "chunk_memory": float32 arrays, "meta": dict}`` (``None``: no memory)."""
+        raise NotImplementedError
 
-    def restore_memory(self, state: Mapping) -> Any:
-        """The memory :meth:`memory_state` describes (``ValueError`` if it is invalid)."""
+    def restore_memory(self, state: Mapping | None) -> Any:
+        """The memory that :meth:`memory_state` described.
+
+        Raises:
+            ValueError: The state is invalid for this encoder.
+        """
+        raise NotImplementedError
 
 
 def make_encoder(model, embeddings) -> EvoEncoder | PlainEncoder:
@@ -137,7 +176,7 @@ def check_mode(header: Mapping, embeddings) -> None:
 
 
 # ---------------------------------------------------------------------------------------- plain
-class PlainEncoder:
+class PlainEncoder(Encoder):
     """Any embedder: vectors are normalised, streams have no memory.
 
     Args:
@@ -146,8 +185,6 @@ class PlainEncoder:
     """
 
     mode = "plain"
-    model = None
-    dim = None
 
     def __init__(self, embeddings) -> None:
         self.embeddings = embeddings
@@ -195,7 +232,7 @@ class PlainEncoder:
 
 
 # ---------------------------------------------------------------------------------------- evo
-class EvoEncoder:
+class EvoEncoder(Encoder):
     """An EvoEmbedding model: one memory per stream, queries read over the stream's memory.
 
     Every forward pass holds the model's lock. Queries go through
@@ -208,7 +245,6 @@ class EvoEncoder:
     """
 
     mode = "evo"
-    embeddings = None
 
     def __init__(self, model: EvoEmbeddingModel) -> None:
         from evoembedding_core import EvoStream

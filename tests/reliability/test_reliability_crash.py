@@ -10,7 +10,7 @@ it with its own replay of the acknowledged generations (or of the one in flight,
 after the commit point but before ``done``).
 
 Most trials use plain mode with a hashing embedder: ``save`` writes through the very same code
-(``_write_snapshot``: same files, fsyncs, rename and clean-up) in both modes; evo mode only adds the
+(``format.write_snapshot``: same files, fsyncs, rename and clean-up) in both modes; evo mode only adds the
 memory arrays, which the evo trials (tiny causal model, real stream memories) cover.
 """
 
