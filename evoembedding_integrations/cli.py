@@ -262,12 +262,16 @@ def _index(args: argparse.Namespace) -> int:
             note = " (replaced)"
         else:
             note = " (appended to the existing stream)"
-        print(f"  {c.stream_id}: {len(c.texts)} segments{note}")
+        print(f"  {c.stream_id}: {_count(len(c.texts), 'segment')}{note}")
     print(
-        f"indexed {total} segments in {len(conversations)} streams into {directory} "
-        f"(the store holds {len(store)} segments in {len(store.streams())} streams)"
+        f"indexed {_count(total, 'segment')} in {_count(len(conversations), 'stream')} into {directory} "
+        f"(the store holds {_count(len(store), 'segment')} in {_count(len(store.streams()), 'stream')})"
     )
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _search(args: argparse.Namespace) -> int:
