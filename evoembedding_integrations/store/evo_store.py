@@ -24,7 +24,7 @@ from .backend import Backend, Change, MemoryBackend
 from .encoders import check_mode, make_encoder
 from .filters import compile_filter
 from .hybrid import FUSION_DEPTH, fuse
-from .index import INDEX_KINDS, VectorIndex, mmr_select, normalise
+from .index import INDEX_KINDS, VectorIndex, mmr_select, query_vector
 from .records import (
     CorruptStoreError,
     Hit,
@@ -286,7 +286,7 @@ class EvoStore:
         k, predicate = check_positive_int(k, "k"), compile_filter(filter)
         check_bool(hybrid, "hybrid", optional=True)
         with self._lock:
-            sids = self._searched_streams(stream_ids)
+            sids = self._state.searchable(stream_id_list(stream_ids))
             if not sids:
                 return []
             queries = self._query_vectors(query, sids)
@@ -305,8 +305,8 @@ class EvoStore:
         """
         k, predicate = check_positive_int(k, "k"), compile_filter(filter)
         with self._lock:
-            vector = self._query_vector_arg(vector)
-            sids = self._searched_streams(stream_ids)
+            vector = query_vector(vector, self.dim)
+            sids = self._state.searchable(stream_id_list(stream_ids))
             if not sids:
                 return []
             return self._state.search(np.repeat(vector[None], len(sids), axis=0), sids, k, predicate)
@@ -330,7 +330,7 @@ class EvoStore:
         query = validate_id(query, "query")
         options = _mmr_options(k, fetch_k, lambda_mult, filter)
         with self._lock:
-            sids = self._searched_streams(stream_ids)
+            sids = self._state.searchable(stream_id_list(stream_ids))
             return self._mmr(self._query_vectors(query, sids) if sids else None, sids, *options)
 
     def mmr_search_by_vector(
@@ -339,26 +339,14 @@ class EvoStore:
         """:meth:`mmr_search` for a given query vector."""
         options = _mmr_options(k, fetch_k, lambda_mult, filter)
         with self._lock:
-            vector = self._query_vector_arg(vector)
-            sids = self._searched_streams(stream_ids)
+            vector = query_vector(vector, self.dim)
+            sids = self._state.searchable(stream_id_list(stream_ids))
             return self._mmr(np.repeat(vector[None], len(sids), axis=0), sids, *options)
 
     def _query_vectors(self, query: str, sids: list[str]) -> np.ndarray:
         """One query vector per stream: (S, d)."""
         memories = [self._streams[s].memory for s in sids]
         return self._encoder.query_vectors(query, memories, use_memory=self.query_memory, dim=self.dim)
-
-    def _query_vector_arg(self, vector) -> np.ndarray:
-        array = np.asarray(vector) if not isinstance(vector, (str, bytes)) else None
-        if array is None or array.ndim != 1:
-            raise ValueError("vector must be one 1-d vector")
-        return normalise(array[None], self.dim, "query vector")[0]
-
-    def _searched_streams(self, stream_ids) -> list[str]:
-        wanted = stream_id_list(stream_ids)
-        if wanted is None:
-            return [s for s, stream in self._streams.items() if len(stream.index)]
-        return [s for s in wanted if s in self._streams and len(self._streams[s].index)]
 
     def _mmr(self, queries, sids, k, fetch_k, lambda_mult, predicate) -> list[Hit]:
         if not sids:

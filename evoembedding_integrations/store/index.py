@@ -47,6 +47,18 @@ def normalise(vectors, dim: int | None, what: str) -> np.ndarray:
     return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
+def query_vector(vector, dim: int | None) -> np.ndarray:
+    """One query vector (d,), checked and normalised like stored ones.
+
+    Raises:
+        ValueError: Not one 1-d vector, or one that :func:`normalise` refuses.
+    """
+    array = np.asarray(vector) if not isinstance(vector, (str, bytes)) else None
+    if array is None or array.ndim != 1:
+        raise ValueError("vector must be one 1-d vector")
+    return normalise(array[None], dim, "query vector")[0]
+
+
 class VectorIndex:
     """One stream's vectors, searchable by inner product.
 

@@ -166,6 +166,12 @@ class StoreState:
         return out
 
     # ------------------------------------------------------------------ searching
+    def searchable(self, stream_ids: list[str] | None) -> list[str]:
+        """The streams among ``stream_ids`` (``None``: all) that exist and hold vectors."""
+        if stream_ids is None:
+            return [s for s, stream in self.streams.items() if len(stream.index)]
+        return [s for s in stream_ids if s in self.streams and len(self.streams[s].index)]
+
     def search(self, queries: np.ndarray, sids: list[str], k: int, predicate) -> list[Hit]:
         """The ``k`` best hits over streams ``sids``, stream ``n`` searched with ``queries[n]``.
 
