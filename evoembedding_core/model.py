@@ -323,28 +323,21 @@ class EvoEmbeddingModel(nn.Module):
         compute = embed.weight.dtype
         latents = self.mem_to_latent(torch.cat(memories)).to(compute) if sum(m.shape[0] for m in memories) else None
         latent_rows = latents.split([m.shape[0] for m in memories]) if latents is not None else [None] * len(memories)
-        rows, masks, seg_masks = [], [], []
-        for latent, tokens, length, seg in zip(latent_rows, token_embeds, lengths, segments):
-            pad = width - length
-            parts = [tokens.new_zeros(pad, self.hidden_size)]
-            if latent is not None:
-                parts.append(latent)
-            parts.append(tokens)
-            if k:
-                parts.append(self.memory_queries.to(compute))
-            rows.append(torch.cat(parts))
-            mask = torch.zeros(width, dtype=torch.long, device=self.device)
-            mask[pad:] = 1
-            masks.append(mask)
-            seg_mask = torch.zeros(width, dtype=torch.bool, device=self.device)
-            seg_mask[width - k - len(seg) : width - k] = True
-            seg_masks.append(seg_mask)
+        cols = torch.arange(width, device=self.device)
+        pads = torch.tensor([width - n for n in lengths], device=self.device)
+        starts = width - k - torch.tensor([len(s) for s in segments], device=self.device)
+        attention_mask = (cols >= pads[:, None]).long()
+        segment_mask = (cols >= starts[:, None]) & (cols < width - k)
+        queries = [self.memory_queries.to(compute)] if k else []
+        rows = []
+        for latent, tokens, pad in zip(latent_rows, token_embeds, pads.tolist()):
+            memory = [latent] if latent is not None else []
+            rows.append(torch.cat([tokens.new_zeros(pad, self.hidden_size), *memory, tokens, *queries]))
         inputs = torch.stack(rows)
-        attention_mask = torch.stack(masks)
         position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
         with self.adapter(adapter):
             out = self._body(inputs_embeds=inputs, attention_mask=attention_mask, position_ids=position_ids)
-        return out.last_hidden_state, torch.stack(seg_masks)
+        return out.last_hidden_state, segment_mask
 
     @contextmanager
     def adapter(self, name: str | None) -> Iterator[None]:
@@ -434,20 +427,27 @@ class EvoEmbeddingModel(nn.Module):
     # ------------------------------------------------------------------ loading (see loading.py)
     # Lazy imports: loading.py sits above model.py in the layering; these are public conveniences.
     @classmethod
-    def from_pretrained(cls, name_or_dir: str | Path, **options) -> EvoEmbeddingModel:
+    def from_pretrained(
+        cls,
+        name_or_dir: str | Path,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        revision: str | None = None,
+        local_files_only: bool = False,
+        **overrides,
+    ) -> EvoEmbeddingModel:
         """Load a model saved by :meth:`save_pretrained`, ``"default"``, a Hugging Face id, or a
         released EvoEmbedding checkpoint.
 
-        Args:
-            name_or_dir: ``"default"``, a saved model directory, or a hub id ``owner/name``.
-            **options: ``device``, ``dtype``, ``revision``, ``local_files_only`` (use the Hugging Face
-                cache without network) and config fields to replace (e.g. ``backbone="/local/copy"``).
-
-        Returns, Raises: as :func:`evoembedding_core.loading.from_pretrained`.
+        Args, Returns, Raises: as :func:`evoembedding_core.loading.from_pretrained`; ``overrides``
+        replace config fields (e.g. ``backbone="/local/copy"``), ``local_files_only=True`` uses the
+        Hugging Face cache without network.
         """
         from .loading import from_pretrained
 
-        return from_pretrained(name_or_dir, cls=cls, **options)
+        options = dict(device=device, dtype=dtype, revision=revision, local_files_only=local_files_only)
+        return from_pretrained(name_or_dir, cls=cls, **options, **overrides)
 
     @classmethod
     def default(cls, *, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
