@@ -37,8 +37,8 @@ __all__ = ["ExportedConversation", "read_conversations", "register"]
 INDEX_HELP = "read chat exports into a saved store, one stream per conversation"
 SEARCH_HELP = "search a store built by `evoembedding index`"
 ADD_BATCH = 32
-"""Segments per ``EvoStore.add`` call while indexing (the progress bar's step). Reading a stream in
-several calls gives the same vectors as one call."""
+"""Segments per ``EvoStore.add`` call while indexing (the progress bar's step). A stream read in
+several calls gets the vectors of one call (equal up to float rounding, about 1e-6)."""
 
 INDEX_EPILOG = """examples:
   evoembedding index examples/data/chat_export.jsonl --store my-chats

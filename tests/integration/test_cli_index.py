@@ -59,9 +59,12 @@ def test_the_documented_commands_run_and_rank_the_right_turn_first(tmp_path, cap
     assert len(rows) == 3
     assert rows[0].split()[0] == "1" and rows[0].split()[2] == "chat_export"
     assert rows[0].endswith("[2023-05-08] User: Update: I went with the second moving company, they charge 260 pounds.")
-    # the output shown in the docs is the output of the run, scores included
-    for row in rows:
-        assert row in doc
+    # the output shown in the docs is the output of the run (scores to within float rounding)
+    shown = [line for line in doc.splitlines() if re.match(r"\s+\d+\s+\d\.\d{3}\s+chat_export", line)][:3]
+    for row, doc_row in zip(rows, shown, strict=True):
+        (rank, score, stream, text), (d_rank, d_score, d_stream, d_text) = row.split(None, 3), doc_row.split(None, 3)
+        assert (rank, stream, text) == (d_rank, d_stream, d_text)
+        assert float(score) == pytest.approx(float(d_score), abs=0.002)
 
 
 # ------------------------------------------------------------------------------------- index
@@ -88,6 +91,19 @@ def test_pair_unit_folds_a_user_message_and_its_reply_dated_by_the_user_message(
     assert conversation.texts[0].startswith("[2023-05-01] User: I finally signed the lease")
     assert "\nAssistant: Congratulations!" in conversation.texts[0]
     assert [m["turn"] for m in conversation.metadatas] == ["0", "2", "4", "6", "8", "10"]
+
+
+def test_an_export_object_with_messages_and_unix_timestamps(tmp_path):
+    from evoembedding_integrations.cli import read_conversations
+
+    messages = [
+        {"role": "system", "content": "You are helpful.", "timestamp": 1682899200},
+        {"role": "user", "content": "Hi there."},
+    ]
+    (tmp_path / "support-42.json").write_text(json.dumps({"title": "Support", "messages": messages}))
+    (conversation,) = read_conversations(tmp_path / "support-42.json", unit="pair")
+    assert conversation.stream_id == "support-42"
+    assert conversation.texts == ["[2023-05-01] System: You are helpful.", "User: Hi there."]
 
 
 def test_indexing_into_an_existing_store_appends_and_replace_rereads(tmp_path, capsys):
