@@ -346,3 +346,17 @@ def test_langmem_memory_tools(model):
         {"query": "Where does Bob live?", "found": []}, config={"configurable": {"langgraph_user_id": "bob"}}
     )
     assert out["found"] == [BOB[0]]
+
+
+def test_the_langgraph_memory_example_runs(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2] / "examples" / "langgraph_memory.py"
+    spec = importlib.util.spec_from_file_location("langgraph_memory", source)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    recalled = example.main(["--path", str(tmp_path / "mem")])
+    assert recalled[0] == "Last spring I moved to Oslo for a new job." and len(recalled) == 2
+    assert "namespaces: [('memories', 'ana'), ('memories', 'bob')]" in capsys.readouterr().out
+    assert (tmp_path / "mem").is_dir()
