@@ -18,10 +18,14 @@ Design decisions:
 * **Results** are plain dicts with mem0's field names: ``id``, ``memory``, ``user_id``,
   ``session_id``, ``role``, ``metadata``, ``created_at``, ``updated_at`` and, from ``search``,
   ``score`` (cosine, higher is better; the fused score with ``hybrid=True``). ``add`` returns the new ids.
-* **Durability.** With a ``path``, every mutating call (``add``, ``update``, ``delete``,
-  ``delete_all``, ``reset``) saves the store atomically before it returns (``autosave=True``), so an
-  acknowledged change survives a crash; with ``autosave=False`` only :meth:`save` writes (faster for
-  bulk loads; unsaved changes are lost on a crash). Without a path nothing is written.
+* **Durability.** With a ``path`` (and ``autosave=True``, the default) the memory is a durable
+  :class:`~.store.EvoStore` (an SQLite database in that directory, ``docs/storage.md``): every
+  mutating call (``add``, ``update``, ``delete``, ``delete_all``, ``reset``) is one transaction,
+  committed before it returns, so an acknowledged change survives a crash, and its cost does not
+  grow with the memory. Several processes may use one path: each call first catches up with what
+  the others committed. A directory saved by an earlier version is imported on first open. With
+  ``autosave=False`` the memory is loaded into memory and only :meth:`save` writes (unsaved
+  changes are lost on a crash). Without a path nothing is written.
 * **Thread safety.** All methods may be called from many threads. Mutations (and their saves) are
   serialised by one lock per store (shared by every ``EvoAgentMemory`` and adapter on that store);
   searches run concurrently with each other under the store's own lock.
@@ -43,7 +47,9 @@ from pathlib import Path
 from evoembedding_core.chat import fold_messages
 from evoembedding_core.validation import check_positive_int, validate_id
 
-from .store import MANIFEST, EvoStore, Record, compile_filter
+from .store import EvoStore, Record, compile_filter
+from .store.format import has_manifest
+from .store.sqlite_backend import database_path
 
 __all__ = ["DEFAULT_USER", "RESERVED_KEYS", "EvoAgentMemory"]
 
@@ -131,11 +137,14 @@ class EvoAgentMemory:
         """Open (or create) a memory.
 
         Args:
-            path: The directory the memory is saved to and loaded from (``None``: in memory only).
+            path: The directory the memory lives in (``None``: in memory only): a durable store
+                (with ``autosave``), created if missing; a directory saved by an earlier version
+                is imported.
             model: An ``EvoEmbeddingModel``, a name or path, or ``None`` for the shipped default.
             store: An existing :class:`EvoStore` to use as is (not with ``path`` or ``model``); how
                 the agent-memory adapters share one store.
-            autosave: With a ``path``, save after every change.
+            autosave: With a ``path``, commit every change before the call returns (``False``:
+                load the memory and write it only on :meth:`save`).
             query_memory: :class:`EvoStore`'s option: ``False`` encodes queries over an empty memory.
             hybrid: :class:`EvoStore`'s option: fuse the vector ranking with BM25.
                 ``query_memory=False, hybrid=True`` is the best setting measured for questions
@@ -153,7 +162,9 @@ class EvoAgentMemory:
             if not isinstance(store, EvoStore):
                 raise TypeError(f"store must be an EvoStore, got {type(store).__name__}")
             self.store = store
-        elif self.path is not None and (self.path / MANIFEST).exists():
+        elif self.path is not None and self.autosave:
+            self.store = EvoStore(model, query_memory=query_memory, hybrid=hybrid, path=self.path)
+        elif self.path is not None and (database_path(self.path).exists() or has_manifest(self.path)):
             self.store = EvoStore.load(self.path, model, query_memory=query_memory, hybrid=hybrid)
         else:
             self.store = EvoStore(model, query_memory=query_memory, hybrid=hybrid)
@@ -288,7 +299,8 @@ class EvoAgentMemory:
             self._autosave()
 
     def save(self) -> Path:
-        """Write the memory to its path now (atomic); needed only with ``autosave=False``.
+        """Write the memory to its path now (atomic); needed only with ``autosave=False`` (a durable
+        memory has committed everything already).
 
         Returns:
             The directory written.
@@ -302,8 +314,8 @@ class EvoAgentMemory:
             return self.store.save(self.path)
 
     def _autosave(self) -> None:
-        if self.path is not None and self.autosave:
-            self.store.save(self.path)
+        """Nothing to do for a durable store (each call committed); a store given with ``store=``
+        is never written here."""
 
     # ------------------------------------------------------------------ reading
     def search(

@@ -15,6 +15,7 @@ so a plain store never loads it.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -23,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .index import normalise
-from .records import ModelMismatchError
+from .records import CorruptStoreError, ModelMismatchError
+
+PROBE_TEXT = "EvoEmbedding identity probe: the quick brown fox jumps over the lazy dog in Porto, 1987."
+"""The text whose vector identifies a plain embedder (recorded when a plain store is saved)."""
+PROBE_MIN_COSINE = 0.99
+"""How close (cosine) the embedder's probe vector must be to the recorded one."""
 
 if TYPE_CHECKING:
     from evoembedding_core import EvoEmbeddingModel, EvoStream
@@ -113,8 +119,8 @@ class Encoder:
         """What a saved store records about its encoder: ``{"model": ..., "embedder": ...}``."""
         raise NotImplementedError
 
-    def check_identity(self, header: Mapping) -> None:
-        """Check a saved store's header against this encoder.
+    def check_identity(self, header: Mapping, *, strict: bool = True) -> None:
+        """Check a saved store's header against this encoder (``strict=False``: skip what can be skipped).
 
         Raises:
             ModelMismatchError: The store was written by another encoder.
@@ -188,6 +194,7 @@ class PlainEncoder(Encoder):
 
     def __init__(self, embeddings) -> None:
         self.embeddings = embeddings
+        self._probe: list[float] | None = None
 
     def new_memory(self) -> None:
         return None
@@ -217,10 +224,46 @@ class PlainEncoder(Encoder):
         return np.repeat(vector[None], len(memories), axis=0)
 
     def identity(self) -> dict:
-        return {"model": None, "embedder": type(self.embeddings).__name__}
+        """The embedder's class name and its vector of :data:`PROBE_TEXT` (``embedder_probe``,
+        computed once; ``None`` if the embedder fails on it)."""
+        if self._probe is None:
+            try:
+                self._probe = [round(float(x), 6) for x in self.embed([PROBE_TEXT], ["probe"], {}, None)[0][0]]
+            except Exception:  # an embedder that cannot embed the probe is recorded without one
+                return {"model": None, "embedder": type(self.embeddings).__name__, "embedder_probe": None}
+        return {"model": None, "embedder": type(self.embeddings).__name__, "embedder_probe": self._probe}
 
-    def check_identity(self, header) -> None:
-        """Plain stores are not checked against their embedder yet (the recorded class name is informative)."""
+    def check_identity(self, header, *, strict: bool = True) -> None:
+        """Check that this embedder is the one that wrote the store: it must embed
+        :data:`PROBE_TEXT` as recorded (cosine >= :data:`PROBE_MIN_COSINE`). Stores saved before
+        the probe was recorded are not checked; ``strict=False`` skips the check.
+
+        Raises:
+            ModelMismatchError: The embedder's probe vector differs from the recorded one.
+            CorruptStoreError: The recorded probe is not a list of finite numbers.
+        """
+        recorded = header.get("embedder_probe")
+        if not strict or recorded is None:
+            return
+        if (
+            not isinstance(recorded, list)
+            or not 0 < len(recorded) <= 65_536
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in recorded)
+        ):
+            raise CorruptStoreError("the recorded embedder_probe is not a list of finite numbers")
+        current = np.asarray(self.identity()["embedder_probe"] or [], np.float64)
+        recorded = np.asarray(recorded, np.float64)
+        same = (
+            current.shape == recorded.shape
+            and float(current @ recorded) / max(float(np.linalg.norm(recorded)), 1e-12) >= PROBE_MIN_COSINE
+        )
+        if not same:
+            raise ModelMismatchError(
+                f"this store was written by another embedder ({header.get('embedder')}): the given "
+                f"{type(self.embeddings).__name__} embeds a probe text differently, so stored and new vectors "
+                "would not be comparable. Open it with the embedder that built it, or pass check_embedder=False "
+                "if you know they are the same"
+            )
 
     def memory_state(self, memory) -> None:
         return None
@@ -293,7 +336,7 @@ class EvoEncoder(Encoder):
     def identity(self) -> dict:
         return {"model": self.model.fingerprint(), "embedder": None}
 
-    def check_identity(self, header) -> None:
+    def check_identity(self, header, *, strict: bool = True) -> None:
         if header.get("model") != self.model.fingerprint():
             raise ModelMismatchError(
                 "this store was written by a different model (fingerprint mismatch): load it with the model "

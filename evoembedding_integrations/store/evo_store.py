@@ -19,16 +19,14 @@ from evoembedding_core.validation import (
     validate_texts,
 )
 
-from . import format as fmt
 from .backend import Backend, Change, MemoryBackend
-from .encoders import check_mode, make_encoder
+from .encoders import make_encoder
 from .filters import compile_filter
 from .hybrid import FUSION_DEPTH, fuse
 from .index import INDEX_KINDS, VectorIndex, mmr_select, query_vector
+from .persistence import Persistence
 from .records import (
-    CorruptStoreError,
     Hit,
-    ModelMismatchError,
     Record,
     new_ids,
     per_text_metadata,
@@ -36,6 +34,7 @@ from .records import (
     stream_id_list,
 )
 from .state import StoreState, Stream
+from .writing import StreamGuards, embed_in_chunks, reporter
 
 if TYPE_CHECKING:
     from evoembedding_core import EvoEmbeddingModel, EvoStream
@@ -43,7 +42,7 @@ if TYPE_CHECKING:
 DEFAULT_STREAM = "default"
 
 
-class EvoStore:
+class EvoStore(Persistence):
     """Streams of texts with context-aware vectors, searchable and persistent.
 
     A store holds any number of **streams** (a conversation, a user, a document). Texts added to a
@@ -69,6 +68,12 @@ class EvoStore:
             memory; better for questions about any point of a long, finished history).
         hybrid: Make :meth:`search` fuse the vector ranking with BM25 over the texts (reciprocal
             rank fusion of the best ``max(k, 100)`` of each); hits then carry the fused score.
+        path: A directory: the store is **durable** there (an SQLite database, created if
+            missing; a snapshot saved there is imported): every mutating call is committed before
+            it returns, and each call first catches up with what other processes committed.
+            ``None``: in memory (persist with :meth:`save`).
+        check_embedder: With ``path``, check that a plain store's embedder is the one that wrote
+            it (``False``: skip, when you know it is).
 
     Raises:
         TypeError: A flag is not a bool, or ``embeddings`` is not an embedder.
@@ -84,8 +89,11 @@ class EvoStore:
         hnsw_threshold: int = 10_000,
         query_memory: bool = True,
         hybrid: bool = False,
+        path: str | os.PathLike | None = None,
+        check_embedder: bool = True,
     ) -> None:
         check_bool(query_memory, "query_memory")
+        check_bool(check_embedder, "check_embedder")
         check_bool(hybrid, "hybrid")
         if index not in INDEX_KINDS:
             raise ValueError(f"index must be 'flat' or 'hnsw', got {index!r}")
@@ -100,6 +108,10 @@ class EvoStore:
         self._backend: Backend = MemoryBackend()
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
+        self._guards = StreamGuards()
+        self.path: Path | None = None
+        if path is not None:
+            self._attach(Path(path), check_embedder)
 
     # ------------------------------------------------------------------ basics
     @property
@@ -108,17 +120,26 @@ class EvoStore:
         return self._encoder.mode
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._lock:
+            self._sync()
+            return len(self._entries)
 
     def __contains__(self, id_) -> bool:
-        return isinstance(id_, str) and id_ in self._entries
+        with self._lock:
+            self._sync()
+            return isinstance(id_, str) and id_ in self._entries
 
     def __repr__(self) -> str:
-        return f"EvoStore(mode={self.mode}, streams={len(self._streams)}, entries={len(self)}, index={self.index_kind})"
+        where = f", path={str(self.path)!r}" if self.path is not None else ""
+        return (
+            f"EvoStore(mode={self.mode}, streams={len(self._streams)}, entries={len(self._entries)}, "
+            f"index={self.index_kind}{where})"
+        )
 
     def streams(self) -> list[str]:
         """Stream ids, in creation order."""
         with self._lock:
+            self._sync()
             return list(self._streams)
 
     def stream(self, stream_id: str) -> EvoStream:
@@ -130,6 +151,7 @@ class EvoStore:
         """
         stream_id = validate_id(stream_id, "stream_id")
         with self._lock:
+            self._sync()
             if self.mode == "plain":
                 raise ValueError("a plain store has no stream memories")
             if stream_id not in self._streams:
@@ -140,8 +162,13 @@ class EvoStore:
         return Stream(VectorIndex(self.dim, self.index_kind, self.hnsw_threshold), self._encoder.new_memory())
 
     # ------------------------------------------------------------------ adding
-    def add(self, texts, *, stream_id: str | Sequence[str] = DEFAULT_STREAM, ids=None, metadatas=None) -> list[str]:
+    def add(
+        self, texts, *, stream_id: str | Sequence[str] = DEFAULT_STREAM, ids=None, metadatas=None, progress=None
+    ) -> list[str]:
         """Append texts to their stream(s), in order. A rejected call changes nothing.
+
+        The texts are embedded outside the store's lock (searches, and adds to other streams, go
+        on meanwhile); only the commit holds it. Adds to the same stream are applied in order.
 
         Args:
             texts: Non-empty strings (one string is one text).
@@ -149,13 +176,18 @@ class EvoStore:
             ids: One id per text (``None`` entries, or ``None`` for all: new UUIDs). Re-adding an
                 existing id replaces its text, vector, metadata and stream.
             metadatas: One JSON dict (or ``None``) per text.
+            progress: ``None``: a progress bar on stderr for a bulk add when stderr is a terminal;
+                ``True`` / ``False``: a bar always / never; a callable: called with ``(done, total)``
+                after each step of :data:`~.writing.EMBED_CHUNK` texts.
 
         Returns:
             The texts' ids.
 
         Raises:
-            TypeError: A bad text, id, stream id or metadata type.
-            ValueError: Blank texts, counts that differ from the texts', duplicate ids.
+            TypeError: A bad text, id, stream id, metadata or ``progress`` type.
+            ValueError: Blank texts, counts that differ from the texts', duplicate ids, metadata
+                nested too deeply or too large.
+            OSError: A durable store's database refused the write (nothing was changed).
         """
         texts = validate_texts(texts)
         n = len(texts)
@@ -164,18 +196,34 @@ class EvoStore:
         metadatas = per_text_metadata(metadatas, n)
         if not texts:
             return []
-        with self._lock:
-            current = {sid: self._streams[sid].memory for sid in stream_of if sid in self._streams}
-            vectors, memories = self._encoder.embed(texts, stream_of, current, self.dim)
-            self._apply(self._state.plan_add(texts, stream_of, ids, metadatas, vectors, memories))
+        with reporter(progress, n) as report, self._guards.hold(stream_of):
+            while not self._add_once(texts, stream_of, ids, metadatas, report):
+                pass  # a stream changed while its texts were embedded: read them again
         return ids
 
-    def _apply(self, change: Change) -> None:
-        """The one place the store changes (under the lock): the backend first, then memory."""
-        self._backend.apply(change)
-        if change.added and self.dim is None:
-            self.dim = len(change.added[0].vector)
-        self._state.apply(change)
+    def _add_once(self, texts, stream_of, ids, metadatas, report) -> bool:
+        """Embed (outside the lock) and commit an add; ``False``: a stream it reads changed meanwhile."""
+        with self._lock:
+            self._sync()
+            seen = {sid: self._state.version(sid) for sid in dict.fromkeys(stream_of)}
+            current = {sid: self._streams[sid].memory for sid in seen if sid in self._streams}
+            dim = self.dim
+        evo = self.mode == "evo"
+        vectors, memories = embed_in_chunks(self._encoder, texts, stream_of, current, dim, report, chunked=evo)
+        stale = False
+
+        def plan():
+            nonlocal stale
+            if evo and any(self._state.version(sid) != v for sid, v in seen.items()):
+                stale = True  # another process, a delete_stream or a clear changed a stream's memory
+                return None
+            if self.dim is not None and vectors.shape[1] != self.dim:
+                raise ValueError(f"document vectors have dimension {vectors.shape[1]}, the store holds {self.dim}-d")
+            return self._state.plan_add(texts, stream_of, ids, metadatas, vectors, memories)
+
+        with self._lock:
+            self._commit(plan)
+        return not stale
 
     # ------------------------------------------------------------------ reading
     def get(self, ids) -> list[Record]:
@@ -186,6 +234,7 @@ class EvoStore:
         """
         ids = validate_ids(ids)
         with self._lock:
+            self._sync()
             return [self._state.record(i) for i in ids if i in self._entries]
 
     def ids(self, stream_ids=None) -> list[str]:
@@ -196,6 +245,7 @@ class EvoStore:
         """
         wanted = stream_id_list(stream_ids)
         with self._lock:
+            self._sync()
             return self._state.ids(wanted)
 
     def vectors(self, ids) -> np.ndarray:
@@ -206,6 +256,7 @@ class EvoStore:
         """
         ids = validate_ids(ids)
         with self._lock:
+            self._sync()
             missing = [i for i in ids if i not in self._entries]
             if missing:
                 raise KeyError(f"unknown ids: {missing[:5]}")
@@ -219,11 +270,17 @@ class EvoStore:
             How many entries were removed.
         """
         ids = validate_ids(ids)
-        with self._lock:
+        removed = 0
+
+        def plan():
+            nonlocal removed
             present = tuple(dict.fromkeys(i for i in ids if i in self._entries))
-            if present:
-                self._apply(Change(removed=present))
-            return len(present)
+            removed = len(present)
+            return Change(removed=present) if present else None
+
+        with self._lock:
+            self._commit(plan)
+        return removed
 
     def delete_stream(self, stream_id: str) -> bool:
         """Remove a stream, its entries and its memory.
@@ -232,17 +289,24 @@ class EvoStore:
             Whether the stream existed.
         """
         stream_id = validate_id(stream_id, "stream_id")
-        with self._lock:
-            if stream_id not in self._streams:
-                return False
+        existed = False
+
+        def plan():
+            nonlocal existed
+            existed = stream_id in self._streams
+            if not existed:
+                return None
             removed = tuple(i for i, e in self._entries.items() if e.stream_id == stream_id)
-            self._apply(Change(removed=removed, dropped_streams=(stream_id,)))
-            return True
+            return Change(removed=removed, dropped_streams=(stream_id,))
+
+        with self._lock:
+            self._commit(plan)
+        return existed
 
     def clear(self) -> None:
         """Remove every stream and entry."""
         with self._lock:
-            self._apply(Change(cleared=True))
+            self._commit(lambda: Change(cleared=True))
 
     # ------------------------------------------------------------------ searching
     def encode_query(self, query: str, stream_id: str = DEFAULT_STREAM) -> np.ndarray:
@@ -258,6 +322,7 @@ class EvoStore:
         query = validate_id(query, "query")
         stream_id = validate_id(stream_id, "stream_id")
         with self._lock:
+            self._sync()
             stream = self._streams.get(stream_id)
             memory = stream.memory if stream is not None else None
             return self._encoder.encode_query(query, memory, use_memory=self.query_memory, dim=self.dim)
@@ -286,6 +351,7 @@ class EvoStore:
         k, predicate = check_positive_int(k, "k"), compile_filter(filter)
         check_bool(hybrid, "hybrid", optional=True)
         with self._lock:
+            self._sync()
             sids = self._state.searchable(stream_id_list(stream_ids))
             if not sids:
                 return []
@@ -305,6 +371,7 @@ class EvoStore:
         """
         k, predicate = check_positive_int(k, "k"), compile_filter(filter)
         with self._lock:
+            self._sync()
             vector = query_vector(vector, self.dim)
             sids = self._state.searchable(stream_id_list(stream_ids))
             if not sids:
@@ -330,6 +397,7 @@ class EvoStore:
         query = validate_id(query, "query")
         options = _mmr_options(k, fetch_k, lambda_mult, filter)
         with self._lock:
+            self._sync()
             sids = self._state.searchable(stream_id_list(stream_ids))
             return self._mmr(self._query_vectors(query, sids) if sids else None, sids, *options)
 
@@ -339,6 +407,7 @@ class EvoStore:
         """:meth:`mmr_search` for a given query vector."""
         options = _mmr_options(k, fetch_k, lambda_mult, filter)
         with self._lock:
+            self._sync()
             vector = query_vector(vector, self.dim)
             sids = self._state.searchable(stream_id_list(stream_ids))
             return self._mmr(np.repeat(vector[None], len(sids), axis=0), sids, *options)
@@ -357,94 +426,6 @@ class EvoStore:
         vectors = self.vectors([h.id for h in candidates])
         chosen = mmr_select(np.array([h.score for h in candidates]), vectors, k, lambda_mult)
         return [candidates[i] for i in chosen]
-
-    # ------------------------------------------------------------------ persistence
-    def save(self, directory: str | os.PathLike) -> Path:
-        """Write the store to ``directory`` atomically (see :mod:`.format`).
-
-        Returns:
-            The directory.
-
-        Raises:
-            ValueError: ``directory`` exists and is not a directory.
-            OSError: Writing failed (the previous save, if any, is still complete).
-        """
-        directory = Path(directory)
-        with self._save_lock:
-            with self._lock:
-                snapshots = self._state.snapshots(self._encoder.memory_state)
-                document, arrays = fmt.encode_snapshot(self._header(), snapshots)
-            directory.mkdir(parents=True, exist_ok=True)
-            if not directory.is_dir() or directory.is_symlink():
-                raise ValueError(f"{directory} is not a directory")
-            fmt.write_snapshot(directory, document, arrays)
-        return directory
-
-    def _header(self) -> dict:
-        return {
-            "mode": self.mode,
-            **self._encoder.identity(),
-            "dim": self.dim,
-            "index": {"kind": self.index_kind, "hnsw_threshold": self.hnsw_threshold},
-            "entries": len(self._entries),
-        }
-
-    @classmethod
-    def load(
-        cls,
-        directory: str | os.PathLike,
-        model: EvoEmbeddingModel | str | os.PathLike | None = None,
-        *,
-        embeddings=None,
-        index: str | None = None,
-        query_memory: bool = True,
-        hybrid: bool = False,
-    ) -> EvoStore:
-        """Load a store saved by :meth:`save`, verifying it first (nothing in it is ever executed).
-
-        Args:
-            directory: The saved store.
-            model: For an EvoEmbedding store, the model that wrote it (default: the shipped one).
-            embeddings: For a plain store, its embedder.
-            index: Override the saved index kind (``"flat"`` or ``"hnsw"``).
-            query_memory: As in :class:`EvoStore`.
-            hybrid: As in :class:`EvoStore`.
-
-        Returns:
-            The store.
-
-        Raises:
-            FileNotFoundError: No saved store there.
-            CorruptStoreError: The files are unsafe, damaged, inconsistent or of another version.
-            ModelMismatchError: Written by another model, or the wrong kind of encoder was given.
-        """
-        manifest, document, arrays = fmt.read_verified(Path(directory))
-        check_mode(manifest, embeddings)
-        kind, threshold = fmt.index_options(manifest, index)
-        store = cls(
-            model if manifest["mode"] == "evo" else None,
-            embeddings=embeddings,
-            index=kind,
-            hnsw_threshold=threshold,
-            query_memory=query_memory,
-            hybrid=hybrid,
-        )
-        store._encoder.check_identity(manifest)
-        store._restore(manifest, document, arrays)
-        return store
-
-    def _restore(self, manifest: dict, document: dict, arrays: dict[str, np.ndarray]) -> None:
-        dim = fmt.manifest_dim(manifest)
-        if self._encoder.dim is not None and dim not in (None, self.dim):
-            raise ModelMismatchError(f"store holds {dim}-d vectors, the model makes {self.dim}-d ones")
-        self.dim = dim
-        with_memory = self.mode == "evo"
-        streams = fmt.decode_streams(manifest, document, arrays, dim=dim, with_memory=with_memory)
-        for n, snapshot in enumerate(streams):
-            try:
-                self._state.install(snapshot, self._encoder.restore_memory(snapshot.memory))
-            except (KeyError, TypeError, ValueError) as exc:
-                raise CorruptStoreError(f"stream #{n} is invalid: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------- arguments

@@ -41,13 +41,17 @@ from safetensors.numpy import save as save_arrays
 
 from evoembedding_core.validation import is_int, validate_id, validate_texts
 
-from .records import CorruptStoreError
+from .records import CorruptStoreError, check_stored_metadata
 
 FORMAT = "evoembedding-store"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 MODES = ("evo", "plain")
+MAX_DIM = 65_536
+"""Largest vector dimension accepted from disk."""
+MAX_STREAM_LENGTH = 2**48
+"""Largest stream length (and entry count) accepted from disk."""
 _DATA_FILE = re.compile(r"^(records|arrays)-[0-9a-f]{32}\.(json|safetensors)$")
 _TMP_FILE = re.compile(r"^\.tmp-[0-9a-f]{32}$")
 
@@ -163,8 +167,8 @@ def decode_streams(
 def _decode_stream(n: int, doc: dict, arrays: dict[str, np.ndarray], dim, with_memory: bool) -> StreamSnapshot:
     sid = validate_id(doc["id"], "stream id")
     length, items = doc["length"], doc["records"]
-    if not is_int(length) or length < 0 or not isinstance(items, list):
-        raise ValueError("length must be a non-negative integer and records a list")
+    if not is_int(length) or not 0 <= length <= MAX_STREAM_LENGTH or not isinstance(items, list):
+        raise ValueError(f"length must be an integer in [0, {MAX_STREAM_LENGTH}] and records a list")
     vectors = arrays[f"{n}/vectors"]
     if vectors.dtype != np.float32 or vectors.ndim != 2 or vectors.shape[0] != len(items):
         raise ValueError(f"vectors must be float32 (n={len(items)}, d), got {vectors.dtype} {vectors.shape}")
@@ -186,8 +190,7 @@ def _decode_stream(n: int, doc: dict, arrays: dict[str, np.ndarray], dim, with_m
         if position in positions:
             raise ValueError(f"two records at position {position}")
         positions.add(position)
-        if not isinstance(item["metadata"], dict):
-            raise ValueError(f"record {id_!r} metadata is not an object")
+        check_stored_metadata(item["metadata"])
         records.append(StoredRecord(id_, position, text, item["metadata"]))
     return StreamSnapshot(sid, length, records, vectors, memory)
 
@@ -204,7 +207,7 @@ def index_options(manifest: Mapping, override: str | None) -> tuple[str, int]:
     """The saved index kind (or ``override``) and HNSW threshold, checked."""
     options = manifest_field(manifest, "index", dict)
     kind, threshold = override or options.get("kind"), options.get("hnsw_threshold")
-    if kind not in ("flat", "hnsw") or not is_int(threshold) or threshold < 1:
+    if kind not in ("flat", "hnsw") or not is_int(threshold) or not 1 <= threshold <= MAX_STREAM_LENGTH:
         raise CorruptStoreError(f"manifest index options are invalid: {options!r}")
     return kind, threshold
 
@@ -212,8 +215,8 @@ def index_options(manifest: Mapping, override: str | None) -> tuple[str, int]:
 def manifest_dim(manifest: Mapping) -> int | None:
     """The saved vectors' dimension (``None``: a plain store that never held a vector), checked."""
     dim = manifest.get("dim")
-    if dim is not None and (not is_int(dim) or dim < 1):
-        raise CorruptStoreError(f"bad dimension {dim!r}")
+    if dim is not None and (not is_int(dim) or not 1 <= dim <= MAX_DIM):
+        raise CorruptStoreError(f"bad dimension {dim!r} (an integer in [1, {MAX_DIM}] expected)")
     return dim
 
 
@@ -293,6 +296,25 @@ def _read_file(directory: Path, name: str, limit: int | None = None) -> bytes:
         return handle.read(info.st_size if limit is None else min(info.st_size, limit) + 1)  # never a declared size
 
 
+def has_manifest(directory: Path) -> bool:
+    """Whether ``directory`` holds a saved store's manifest (or something in its place)."""
+    return (directory / MANIFEST).exists() or (directory / MANIFEST).is_symlink()
+
+
+def read_manifest(directory: Path) -> dict:
+    """The manifest of a saved store, parsed but not yet checked (see :func:`read_verified`).
+
+    Raises:
+        FileNotFoundError: ``directory`` is not a directory or holds no manifest.
+        CorruptStoreError: The manifest is unsafe or not JSON.
+    """
+    if not directory.is_dir():
+        raise FileNotFoundError(f"{directory} is not a directory")
+    if not has_manifest(directory):
+        raise FileNotFoundError(f"{directory} has no {MANIFEST}: not a saved EvoStore")
+    return parse_json(_read_file(directory, MANIFEST, MAX_MANIFEST_BYTES), MANIFEST)
+
+
 def read_verified(directory: Path) -> tuple[dict, dict, dict[str, np.ndarray]]:
     """The manifest, records document and arrays of a saved store, each checked before it is parsed.
 
@@ -306,11 +328,7 @@ def read_verified(directory: Path) -> tuple[dict, dict, dict[str, np.ndarray]]:
         FileNotFoundError: ``directory`` is not a directory or holds no manifest.
         CorruptStoreError: Any file is unsafe, truncated, modified, malformed or of another version.
     """
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory} is not a directory")
-    if not (directory / MANIFEST).exists() and not (directory / MANIFEST).is_symlink():
-        raise FileNotFoundError(f"{directory} has no {MANIFEST}: not a saved EvoStore")
-    manifest = parse_json(_read_file(directory, MANIFEST, MAX_MANIFEST_BYTES), MANIFEST)
+    manifest = read_manifest(directory)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CorruptStoreError(f"{MANIFEST} is not an {FORMAT} manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
@@ -329,8 +347,11 @@ def read_verified(directory: Path) -> tuple[dict, dict, dict[str, np.ndarray]]:
     document = parse_json(blobs["records"], names["records"])
     try:
         arrays = load_arrays(blobs["arrays"])
-    except (SafetensorError, ValueError, TypeError) as exc:
-        raise CorruptStoreError(f"{names['arrays']} is not a valid safetensors file ({exc})") from None
+    except (SafetensorError, ValueError, TypeError, KeyError) as exc:  # KeyError: a dtype NumPy lacks (BF16, F8)
+        raise CorruptStoreError(f"{names['arrays']} is not a valid safetensors file ({exc!r})") from None
+    odd = sorted(name for name, array in arrays.items() if array.dtype != np.float32)
+    if odd:
+        raise CorruptStoreError(f"{names['arrays']}: arrays {odd[:3]} are not float32")
     header = document.get("header") if isinstance(document, dict) else None
     if not isinstance(header, dict) or header.get("mode") != manifest["mode"]:
         raise CorruptStoreError("records file header does not match the manifest")

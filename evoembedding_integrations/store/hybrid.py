@@ -1,8 +1,9 @@
 """Hybrid search: a BM25 ranking of the store's texts, fused with the vector ranking.
 
-The BM25 index (:class:`~evoembedding_core.lexical.LexicalIndex`) covers every text of the store,
-keyed by the store's labels; it is built by the first hybrid search and then kept up to date by
-adds and deletes. Word statistics are those of the whole store. The two rankings are combined by
+Each stream has its own BM25 index (:class:`~evoembedding_core.lexical.LexicalIndex`) over its
+texts, keyed by the store's labels; it is built by the stream's first hybrid search and then kept
+up to date by adds and deletes. Word statistics (document frequencies, mean length) are those of
+the stream, so one stream's (one tenant's) writes never change the scores of another's texts. The two rankings are combined by
 reciprocal rank fusion over the best ``max(k, FUSION_DEPTH)`` items of each.
 """
 
@@ -41,15 +42,14 @@ class LexicalRanking:
         """Drop the index (the next ranking rebuilds it from the corpus)."""
         self._index = None
 
-    def ranked(self, query: str) -> Iterator[int]:
-        """Labels of the texts sharing a word with ``query``, best BM25 score first (ties: the
-        earlier added first); lazy, take as many as needed."""
+    def ranked(self, query: str) -> Iterator[tuple[int, float]]:
+        """``(label, BM25 score)`` of the texts scoring above 0 for ``query``, best first (ties:
+        the earlier added first); lazy, take as many as needed."""
         if self._index is None:
             labels, texts = self._corpus()
             self._index = LexicalIndex()
             self._index.add(list(labels), list(texts))
-        for label, _ in self._index.ranked(query):
-            yield label
+        yield from self._index.ranked(query)
 
 
 def fuse(dense: Sequence[Hashable], lexical: Sequence[Hashable], k: int) -> list[tuple[Hashable, float]]:

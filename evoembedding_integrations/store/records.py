@@ -10,6 +10,11 @@ from dataclasses import dataclass
 
 from evoembedding_core.validation import validate_id
 
+MAX_METADATA_DEPTH = 32
+"""Most levels of nested dicts and lists one entry's metadata may have (a flat dict is 1)."""
+MAX_METADATA_BYTES = 1 << 20
+"""Largest metadata of one entry, as JSON (1 MiB)."""
+
 
 class CorruptStoreError(ValueError):
     """A saved store is unreadable, inconsistent, of an unknown version, or fails its checksums."""
@@ -57,18 +62,58 @@ def clean_metadata(metadata, what: str) -> dict:
         A new dict (``{}`` for ``None``) sharing nothing with ``metadata``.
 
     Raises:
-        TypeError: ``metadata`` is not a mapping, has a non-string key, a non-JSON value, a
-            non-finite number, or is nested too deeply to serialise.
+        TypeError: ``metadata`` is not a mapping, has a non-string key, a non-JSON value or a
+            non-finite number.
+        ValueError: ``metadata`` is nested deeper than :data:`MAX_METADATA_DEPTH` or is larger
+            than :data:`MAX_METADATA_BYTES` as JSON.
     """
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise TypeError(f"{what} must be a dict or None, got {type(metadata).__name__}")
+    depth = _depth(metadata)
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"{what} is nested {depth} levels deep; at most {MAX_METADATA_DEPTH} are allowed")
     try:
         _check_string_keys(metadata, what)
-        return json.loads(json.dumps(dict(metadata), allow_nan=False, ensure_ascii=True))
+        text = json.dumps(dict(metadata), allow_nan=False, ensure_ascii=True)
     except (TypeError, ValueError, RecursionError) as exc:
         raise TypeError(f"{what} must be JSON-serialisable with finite numbers: {exc}") from None
+    if len(text) > MAX_METADATA_BYTES:
+        raise ValueError(f"{what} is {len(text)} bytes as JSON; at most {MAX_METADATA_BYTES} are allowed")
+    return json.loads(text)
+
+
+def check_stored_metadata(metadata) -> None:
+    """Check metadata read from disk: a JSON object within the depth and size limits.
+
+    Raises:
+        ValueError: Not an object, nested deeper than :data:`MAX_METADATA_DEPTH`, or larger than
+            :data:`MAX_METADATA_BYTES` as JSON.
+    """
+    if not isinstance(metadata, dict):
+        raise ValueError("a record's metadata is not an object")
+    depth = _depth(metadata)
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"a record's metadata is nested {depth} levels deep (at most {MAX_METADATA_DEPTH})")
+    size = len(json.dumps(metadata, ensure_ascii=True))
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"a record's metadata is {size} bytes as JSON (at most {MAX_METADATA_BYTES})")
+
+
+def _depth(value) -> int:
+    """Nesting depth of dicts and lists (a flat dict is 1), found without recursion; stops counting
+    just past :data:`MAX_METADATA_DEPTH`."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, (Mapping, list, tuple)):
+            deepest = max(deepest, level)
+            if level > MAX_METADATA_DEPTH:
+                return level
+            children = item.values() if isinstance(item, Mapping) else item
+            pending.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def copy_metadata(metadata: dict) -> dict:

@@ -56,7 +56,7 @@ class StoreState:
         self.entries: dict[str, Entry] = {}
         self.ids_by_label: dict[int, str] = {}
         self.next_label = 0
-        self.lexical = LexicalRanking(self._corpus)
+        self.lexical: dict[str, LexicalRanking] = {}  # per stream, built by its first hybrid search
 
     # ------------------------------------------------------------------ changing
     def apply(self, change: Change) -> None:
@@ -65,19 +65,19 @@ class StoreState:
             self.streams.clear()
             self.entries.clear()
             self.ids_by_label.clear()
-            self.lexical.reset()
+            self.lexical.clear()
             return
         self._remove(change.removed)
         for sid in change.dropped_streams:
             del self.streams[sid]
-        labels = []
+            self.lexical.pop(sid, None)
         for entry in change.added:
             stream = self.streams.get(entry.stream_id) or self.streams.setdefault(entry.stream_id, self.new_stream())
             label = self._new_label(entry.id)
             stream.index.add(np.array([label], np.int64), entry.vector[None])
             self.entries[entry.id] = Entry(entry.text, entry.metadata, entry.stream_id, entry.position, label)
-            labels.append(label)
-        self.lexical.add(labels, [entry.text for entry in change.added])
+            if entry.stream_id in self.lexical:
+                self.lexical[entry.stream_id].add([label], [entry.text])
         for sid, length in change.lengths.items():
             self.streams[sid].length = length
         for sid, memory in change.memories.items():
@@ -120,13 +120,47 @@ class StoreState:
             by_stream.setdefault(entry.stream_id, []).append(entry.label)
         for sid, labels in by_stream.items():
             self.streams[sid].index.remove(np.array(labels, np.int64))
-            self.lexical.remove(labels)
+            if sid in self.lexical:
+                self.lexical[sid].remove(labels)
 
-    def _corpus(self) -> tuple[list[int], list[str]]:
-        entries = list(self.entries.values())
-        return [e.label for e in entries], [e.text for e in entries]
+    def _corpus(self, sid: str) -> tuple[list[int], list[str]]:
+        entries = sorted((e.label, e.text) for e in self.entries.values() if e.stream_id == sid)
+        return [label for label, _ in entries], [text for _, text in entries]
+
+    def replay(self, changes, streams, restore_memory: Callable[[Any], Any]) -> None:
+        """Apply what another process committed (see ``SQLiteBackend.changes_since``), in order.
+
+        Args:
+            changes: Per change ``(removed, dropped, created, cleared, added)``; ``added`` holds the
+                entries that change wrote and that are still stored.
+            streams: ``(stream id, length, memory state)`` of every stream updated since.
+            restore_memory: Turns a memory state into the encoder's memory.
+        """
+        memories = {sid: restore_memory(state) for sid, _, state in streams}  # may raise: nothing changed yet
+        for removed, dropped, created, cleared, added in changes:
+            if cleared:
+                self.apply(Change(cleared=True))
+            dropped = tuple(s for s in dropped if s in self.streams)
+            gone = set(removed) | {e.id for e in added}
+            gone |= {i for i, e in self.entries.items() if e.stream_id in dropped}
+            removed = tuple(i for i in gone if i in self.entries)
+            if removed or dropped:
+                self.apply(Change(removed=removed, dropped_streams=dropped))
+            for sid in created:
+                if sid not in self.streams:
+                    self.streams[sid] = self.new_stream()
+            self.apply(Change(added=tuple(added)))
+        for sid, length, _ in streams:
+            stream = self.streams.get(sid) or self.streams.setdefault(sid, self.new_stream())
+            stream.length, stream.memory = length, memories[sid]
 
     # ------------------------------------------------------------------ reading
+    def version(self, sid: str) -> tuple | None:
+        """What identifies the current state of a stream (``None``: no such stream); it differs
+        after anything is read into or restored over the stream, or the stream is re-created."""
+        stream = self.streams.get(sid)
+        return None if stream is None else (id(stream), stream, stream.length, id(stream.memory), stream.memory)
+
     def record(self, id_: str, score: float | None = None) -> Record:
         """The record of a stored id (a :class:`Hit` when ``score`` is given)."""
         e = self.entries[id_]
@@ -195,14 +229,24 @@ class StoreState:
         return [self.record(id_, -neg) for neg, _, _, id_ in found[:k]]
 
     def lexical_search(self, query: str, sids: list[str], predicate, depth: int) -> list[str]:
-        """Ids of the ``depth`` entries of streams ``sids`` with the highest BM25 scores (above 0;
-        word statistics of the whole store; ties: the earlier added first), best first."""
-        wanted, found = set(sids), []
-        for label in self.lexical.ranked(query):
-            id_ = self.ids_by_label[label]
-            entry = self.entries[id_]
-            if entry.stream_id in wanted and (predicate is None or predicate(entry.metadata)):
-                found.append(id_)
-                if len(found) == depth:
-                    break
-        return found
+        """Ids of the ``depth`` entries of streams ``sids`` with the highest BM25 scores, best first.
+
+        Each stream is scored with its own word statistics (so one stream's texts never change
+        another's scores); only texts scoring above 0 count; ties: stream order, then the earlier
+        added first.
+        """
+        found: list[tuple[float, int, int, str]] = []
+        for n, sid in enumerate(sids):
+            ranking = self.lexical.get(sid)
+            if ranking is None:
+                ranking = self.lexical[sid] = LexicalRanking(lambda sid=sid: self._corpus(sid))
+            taken = 0
+            for label, score in ranking.ranked(query):
+                id_ = self.ids_by_label[label]
+                if predicate is None or predicate(self.entries[id_].metadata):
+                    found.append((-score, n, label, id_))
+                    taken += 1
+                    if taken == depth:
+                        break
+        found.sort()
+        return [id_ for *_, id_ in found[:depth]]

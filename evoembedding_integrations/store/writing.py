@@ -1,0 +1,105 @@
+"""The store's write path helpers: per-stream ordering, embedding in chunks, progress reporting.
+
+An ``add`` embeds its texts **outside** the store's lock (searches and writes to other streams go
+on meanwhile); the lock is held only to commit. Two adds to the same stream must still read the
+stream in order, so each stream has its own guard (:class:`StreamGuards`), held from reading the
+stream's memory to committing the advanced one.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+EMBED_CHUNK = 32
+"""Texts embedded per step of a bulk add (the model's lock is released between steps, and progress
+is reported after each). A stream read in several steps gets the vectors of one pass up to float
+rounding (about 1e-6)."""
+
+
+class StreamGuards:
+    """One lock per stream id; :meth:`hold` takes those of some streams (in sorted order: no deadlock)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, stream_ids: Iterable[str]) -> Iterator[None]:
+        """Hold the guards of ``stream_ids`` for the block."""
+        with self._guard:
+            locks = [self._locks.setdefault(sid, threading.Lock()) for sid in sorted(set(stream_ids))]
+        taken = []
+        try:
+            for lock in locks:
+                lock.acquire()
+                taken.append(lock)
+            yield
+        finally:
+            for lock in reversed(taken):
+                lock.release()
+
+
+@contextmanager
+def reporter(progress, total: int) -> Iterator[Callable[[int, int], None] | None]:
+    """What reports a bulk add's progress: ``None`` (silent), the caller's callable, or a tqdm bar.
+
+    Args:
+        progress: ``None`` (a bar when stderr is a terminal and there is more than one step),
+            ``True`` (a bar), ``False`` (silent), or a callable receiving ``(done, total)``.
+        total: How many texts the add embeds.
+
+    Raises:
+        TypeError: ``progress`` is none of these.
+    """
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise TypeError(f"progress must be None, a bool or a callable (done, total), got {type(progress).__name__}")
+    if callable(progress) and not isinstance(progress, bool):
+        yield progress
+        return
+    if progress is False or (progress is None and not (total > EMBED_CHUNK and _stderr_is_a_terminal())):
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="text", desc="embedding", file=sys.stderr)
+    try:
+        yield lambda done, _total: bar.update(done - bar.n)
+    finally:
+        bar.close()
+
+
+def _stderr_is_a_terminal() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def embed_in_chunks(encoder, texts, stream_of, memories, dim, report, *, chunked: bool):
+    """``encoder.embed`` over the texts in steps of :data:`EMBED_CHUNK` (one step if not ``chunked``
+    and nothing is reported), each step reading on from the memories the previous one left.
+
+    Returns:
+        ``(vectors, memories)`` as ``encoder.embed`` returns them for all the texts.
+    """
+    if len(texts) <= EMBED_CHUNK or (not chunked and report is None):
+        vectors, advanced = encoder.embed(texts, stream_of, memories, dim)
+        if report is not None:
+            report(len(texts), len(texts))
+        return vectors, advanced
+    parts, current, advanced = [], dict(memories), {}
+    for start in range(0, len(texts), EMBED_CHUNK):
+        end = min(start + EMBED_CHUNK, len(texts))
+        vectors, step = encoder.embed(texts[start:end], stream_of[start:end], current, dim)
+        current.update(step)
+        advanced.update(step)
+        dim = vectors.shape[1] if dim is None else dim
+        parts.append(vectors)
+        if report is not None:
+            report(end, len(texts))
+    return np.concatenate(parts), advanced
