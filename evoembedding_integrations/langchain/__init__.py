@@ -7,6 +7,8 @@ One module per LangChain concept, as in LangChain's partner packages:
   :class:`~evoembedding_integrations.store.EvoStore`.
 * :mod:`.retrievers`: :class:`EvoRetriever`, a ``BaseRetriever`` over one stream (texts or chat messages).
 * :mod:`.document_compressors`: :class:`EvoRerank`, a ``BaseDocumentCompressor`` (the EvoEmbedding reranker).
+* :mod:`.stream_keys`: which stream a document is read in (``metadata["stream_id"]``, else the
+  stream key, ``metadata["source"]`` by default: one stream per source).
 
 >>> from evoembedding_integrations.langchain import EvoRetriever                         # doctest: +SKIP
 >>> EvoRetriever(texts=["Ana grew up in Porto.", "Ana moved to Oslo."], k=1).invoke("Where does Ana live?")

@@ -8,6 +8,7 @@ and the verified persistence all come from the store.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import uuid
@@ -20,6 +21,7 @@ from langchain_core.runnables.config import run_in_executor
 from langchain_core.vectorstores import VectorStore
 
 from evoembedding_core.lexical import RRF_K
+from evoembedding_core.validation import validate_id, validate_texts
 
 from ..store import DEFAULT_STREAM, EvoStore, Hit, Record
 from .embeddings import EvoEmbeddings
@@ -161,9 +163,10 @@ class EvoVectorStore(VectorStore):
         n = len(texts)
         streams = [streams] * n if isinstance(streams, str) else list(streams)
         ids = [str(uuid.uuid4()) if i is None else i for i in ids]
-        metadatas = list(metadatas) if metadatas is not None else [{} for _ in range(n)]
+        metadatas = [{} if m is None else m for m in metadatas] if metadatas is not None else [{} for _ in range(n)]
         if not (len(streams) == len(ids) == len(metadatas) == n):
             return self.store.add(texts, stream_id=streams, ids=ids, metadatas=metadatas)  # raises the usual error
+        _check_entries(texts, streams, ids, metadatas)  # before a stream is dropped: a bad call changes nothing
         new = {i: (t, m, s) for t, m, s, i in zip(texts, metadatas, streams, ids)}
         plans = {}
         for sid in sorted(reread):
@@ -466,9 +469,25 @@ def _where(filter: Any, stream_id: Any) -> tuple[list[str] | None, Any]:
     return named, rest
 
 
+def _check_entries(texts: list, streams: list, ids: list, metadatas: list) -> None:
+    """Raise what :meth:`EvoStore.add` would raise for these entries, before anything changes."""
+    validate_texts(texts)
+    for n, (stream, id_, metadata) in enumerate(zip(streams, ids, metadatas)):
+        validate_id(stream, f"stream_id[{n}]")
+        validate_id(id_, f"ids[{n}]")
+        if not isinstance(metadata, Mapping):
+            raise TypeError(f"metadatas[{n}] must be a dict or None, got {type(metadata).__name__}")
+        try:
+            json.dumps(dict(metadata), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"metadatas[{n}] must be JSON-serialisable with finite numbers: {exc}") from None
+    if len(set(ids)) != len(ids):
+        raise ValueError("ids contain a duplicate")
+
+
 def _reading_order(content: list[tuple[str, str, dict]]) -> list[tuple[str, str, dict]]:
     """Entries ``(id, text, metadata)`` in reading order: by ``start_index`` if all have a number there."""
-    starts = [c[2].get("start_index") for c in content]
+    starts = [c[2].get("start_index") if isinstance(c[2], Mapping) else None for c in content]
     if content and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in starts):
         return [c for _, c in sorted(zip(starts, content), key=lambda pair: pair[0])]
     return content

@@ -109,6 +109,9 @@ def test_re_adding_a_documents_ids_rereads_its_stream(model):
     texts, vectors = stream_vectors(vs, "notes.md")
     assert texts == edited and vs.store.ids("notes.md") == ids
     np.testing.assert_allclose(vectors, fresh(model, edited), atol=1e-5)
+    with pytest.raises(ValueError):  # a rejected re-add changes nothing
+        vs.add_documents([Document(page_content=" ", metadata={"source": "notes.md"})], ids=["n0"])
+    assert stream_vectors(vs, "notes.md")[0] == edited
     vs.delete(["n1"])
     texts, vectors = stream_vectors(vs, "notes.md")
     np.testing.assert_allclose(vectors, fresh(model, [edited[0], edited[2]]), atol=1e-5)
@@ -153,16 +156,18 @@ def test_evo_embeddings_in_a_third_party_store_one_stream_per_source(model):
 
 
 def test_threshold_retriever_keeps_the_relevant_documents(model):
-    docs = chunks("pets.md", PETS) + chunks("train.md", OTHER[:1]) + chunks("report.md", OTHER[1:])
+    # BM25 statistics are per stream: a third chunk without "cat" gives the word weight in pets.md
+    docs = chunks("pets.md", [*PETS, "We repainted the kitchen in May."])
+    docs += chunks("train.md", OTHER[:1]) + chunks("report.md", OTHER[1:])
     vs = EvoVectorStore.from_documents(docs, model, query_memory=False)
-    scored = vs.similarity_search_with_relevance_scores("Tell me about my cat", k=4)
+    scored = vs.similarity_search_with_relevance_scores("Tell me about my cat", k=5)
     assert all(0.0 <= r <= 1.0 for _, r in scored)
-    raw = vs.similarity_search_with_score("Tell me about my cat", k=4)
+    raw = vs.similarity_search_with_score("Tell me about my cat", k=5)
     assert [(d.id, r) for d, r in scored] == [(d.id, cosine_relevance(s)) for d, s in raw]
     retriever = vs.as_retriever(search_type="similarity_score_threshold", search_kwargs={"score_threshold": 0.25})
     assert {d.page_content for d in retriever.invoke("Tell me about my cat")} == set(PETS)
     hybrid = EvoVectorStore.from_documents(docs, model, query_memory=False, hybrid=True)
-    fused = hybrid.similarity_search_with_relevance_scores("Tell me about my cat", k=4)
+    fused = hybrid.similarity_search_with_relevance_scores("Tell me about my cat", k=5)
     assert fused[0][0].page_content == PETS[0] and fused[0][1] > 0.95  # first in both rankings
     assert all(r < 0.6 for _, r in fused[1:])
     strict = hybrid.as_retriever(search_type="similarity_score_threshold", search_kwargs={"score_threshold": 0.9})
