@@ -12,7 +12,7 @@ from __future__ import annotations
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.llms import MockLLM
 
-from evoembedding_integrations.llama_index import EvoEmbedding, EvoRerank, EvoVectorStore
+from evoembedding_integrations.llama_index import EvoRerank, EvoVectorStore
 
 DOCUMENTS = [
     Document(
@@ -57,7 +57,7 @@ def main(model=None, use_local_llm: bool = True):
     index = VectorStoreIndex.from_documents(
         DOCUMENTS,
         storage_context=StorageContext.from_defaults(vector_store=vector_store),
-        embed_model=EvoEmbedding(vector_store.store.model),
+        embed_model=vector_store.embed_model,  # the store reads each node once, into its document's stream
     )
     engine = index.as_query_engine(
         llm=llm, similarity_top_k=2, node_postprocessors=[EvoRerank(vector_store.store.model, top_n=1)]

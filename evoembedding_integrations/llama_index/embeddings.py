@@ -4,6 +4,11 @@ Used as a transformation (in an ``IngestionPipeline`` or as ``embed_model``), it
 document order, one stream per ``ref_doc_id``; plain text batches go to the current stream, and a
 query is encoded against the current stream's memory. Its vectors depend on what was read before
 (order matters). Streams are kept by a :class:`~evoembedding_integrations.streams.StreamPool`.
+
+:class:`EvoStoreEmbedding` is the embed model of an index on an
+:class:`~.vector_stores.EvoVectorStore` (``store.embed_model``): the store reads every node into
+its document's stream itself, so this model computes nothing and LlamaIndex's own embedding pass
+costs no forward pass.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from evoembedding_core.validation import validate_id
 from ..store import DEFAULT_STREAM, resolve_model
 from ..streams import StreamPool
 
-__all__ = ["EvoEmbedding"]
+__all__ = ["EvoEmbedding", "EvoStoreEmbedding"]
 
 
 class EvoEmbedding(BaseEmbedding):
@@ -121,3 +126,47 @@ class EvoEmbedding(BaseEmbedding):
     async def acall(self, nodes: Sequence[BaseNode], **kwargs: Any) -> Sequence[BaseNode]:
         """Async version of :meth:`__call__`."""
         return self(nodes, **kwargs)
+
+
+class EvoStoreEmbedding(BaseEmbedding):
+    """The embed model of an index on an ``EvoVectorStore``: computes nothing, so nodes are embedded once.
+
+    ``VectorStoreIndex`` asks its embed model for a vector of every node before it hands the nodes
+    to the vector store. An ``EvoVectorStore`` reads each node into its document's stream itself
+    (the vector depends on the document's earlier nodes, which the embed model does not see) and
+    encodes queries from their text, so this model answers every request with an empty
+    placeholder vector (``[]``) and no forward pass. Get it from ``EvoVectorStore.embed_model``.
+
+    Use it only for indexes, memory blocks and pipelines whose vector store is an
+    ``EvoVectorStore``; any other store needs real vectors (:class:`EvoEmbedding`).
+
+    Example:
+        >>> store = EvoVectorStore()                                          # doctest: +SKIP
+        >>> index = VectorStoreIndex.from_documents(
+        ...     docs, storage_context=StorageContext.from_defaults(vector_store=store),
+        ...     embed_model=store.embed_model)                                  # doctest: +SKIP
+    """
+
+    model_name: str = Field(default="evoembedding-store", description="Vectors are computed by the EvoVectorStore.")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "EvoStoreEmbedding"
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return [[] for _ in texts]
+
+    def _get_text_embedding(self, text: str) -> Embedding:
+        return []
+
+    async def _aget_text_embedding(self, text: str) -> Embedding:
+        return []
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[Embedding]:
+        return self._get_text_embeddings(texts)
+
+    def _get_query_embedding(self, query: str) -> Embedding:
+        return []
+
+    async def _aget_query_embedding(self, query: str) -> Embedding:
+        return []

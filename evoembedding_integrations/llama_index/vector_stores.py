@@ -3,7 +3,9 @@
 Nodes are kept one stream per document (``ref_doc_id``; nodes without one go to the ``"default"``
 stream). The store computes the context-aware vectors itself when nodes are added (the node's own
 ``embedding`` is not used) and encodes each query against every searched document's memory
-(``is_embedding_query=False``: the index does not embed queries for it). ``doc_ids``, ``node_ids``
+(``is_embedding_query=False``: the index does not embed queries for it). Build indexes with
+``embed_model=store.embed_model`` (an :class:`~.embeddings.EvoStoreEmbedding`, which computes
+nothing) so that each node is embedded once. ``doc_ids``, ``node_ids``
 and ``MetadataFilters`` are translated by :mod:`.filters` into the store's filter language.
 Similarities are cosines, higher is better.
 """
@@ -11,6 +13,7 @@ Similarities are cosines, higher is better.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,7 @@ from pydantic import Field, PrivateAttr
 from evoembedding_core.validation import validate_texts
 
 from ..store import DEFAULT_STREAM, EvoStore, Record, compile_filter
+from .embeddings import EvoStoreEmbedding
 from .filters import NODE_ID_KEY, to_store_filter
 
 __all__ = ["PERSIST_NAME", "EvoVectorStore"]
@@ -47,7 +51,7 @@ class EvoVectorStore(BasePydanticVectorStore):
         >>> from llama_index.core import StorageContext, VectorStoreIndex              # doctest: +SKIP
         >>> store = EvoVectorStore()                                                  # doctest: +SKIP
         >>> index = VectorStoreIndex.from_documents(
-        ...     docs, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=EvoEmbedding())
+        ...     docs, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=store.embed_model)
     """
 
     stores_text: bool = True
@@ -55,6 +59,8 @@ class EvoVectorStore(BasePydanticVectorStore):
     flat_metadata: bool = False
     mmr_fetch_k: int = Field(default=20, description="Candidates fetched before an MMR re-selection.")
     _store: EvoStore = PrivateAttr()
+    _embed_model: EvoStoreEmbedding = PrivateAttr(default_factory=EvoStoreEmbedding)
+    _warned_embeddings: bool = PrivateAttr(default=False)
 
     def __init__(self, store: EvoStore | None = None, *, model=None, **kwargs: Any) -> None:
         """Create a vector store, or wrap an existing :class:`EvoStore`.
@@ -90,6 +96,16 @@ class EvoVectorStore(BasePydanticVectorStore):
         """The underlying :class:`EvoStore`."""
         return self._store
 
+    @property
+    def embed_model(self) -> EvoStoreEmbedding:
+        """The embed model for indexes on this store: it computes nothing (the store reads the nodes).
+
+        Pass it as ``VectorStoreIndex(..., embed_model=store.embed_model)`` (or set
+        ``Settings.embed_model = store.embed_model`` when every index of the application is on an
+        ``EvoVectorStore``) so that LlamaIndex's own embedding pass costs no forward pass.
+        """
+        return self._embed_model
+
     # ------------------------------------------------------------------ writing
     def add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> list[str]:
         """Read nodes into their documents' streams, in the given order.
@@ -117,7 +133,21 @@ class EvoVectorStore(BasePydanticVectorStore):
             streams.append(node.ref_doc_id or DEFAULT_STREAM)
             ids.append(node.node_id)
             metadatas.append(metadata)
+        self._warn_if_embedded(nodes)
         return self._store.add(validate_texts(texts, "node texts"), stream_id=streams, ids=ids, metadatas=metadatas)
+
+    def _warn_if_embedded(self, nodes: Sequence[BaseNode]) -> None:
+        """Warn once per store when nodes arrive with vectors that an embed model computed in vain."""
+        if self._warned_embeddings or not any(node.embedding for node in nodes):
+            return
+        self._warned_embeddings = True
+        warnings.warn(
+            "EvoVectorStore reads each node into its document's stream and ignores node.embedding, so the "
+            "embed model's vectors were computed in vain: build the index with embed_model=store.embed_model "
+            "(and leave the embedder out of an IngestionPipeline that writes to this store)",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Remove a document: its nodes and its stream's memory."""

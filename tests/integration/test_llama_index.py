@@ -74,7 +74,7 @@ def query(vs, text, k=4, **kwargs):
 def test_index_retriever_and_query_engine_answer_from_the_right_document(minilm_model):
     vs = EvoVectorStore(model=minilm_model)
     index = VectorStoreIndex.from_documents(
-        DOCS, storage_context=StorageContext.from_defaults(vector_store=vs), embed_model=EvoEmbedding(minilm_model)
+        DOCS, storage_context=StorageContext.from_defaults(vector_store=vs), embed_model=vs.embed_model
     )
     hits = index.as_retriever(similarity_top_k=2).retrieve("Which city does Ana live in now?")
     assert hits[0].node.ref_doc_id == "ana" and hits[0].score > hits[1].score
@@ -168,7 +168,7 @@ def test_delete_by_document_delete_nodes_get_nodes_clear(store):
 def test_persist_and_reload_with_storage_context(minilm_model, adapted_minilm_model, tmp_path):
     vs = EvoVectorStore(model=minilm_model)
     index = VectorStoreIndex.from_documents(
-        DOCS, storage_context=StorageContext.from_defaults(vector_store=vs), embed_model=EvoEmbedding(minilm_model)
+        DOCS, storage_context=StorageContext.from_defaults(vector_store=vs), embed_model=vs.embed_model
     )
     index.storage_context.persist(persist_dir=tmp_path)
     assert (tmp_path / "default__vector_store" / "manifest.json").exists()
@@ -176,7 +176,7 @@ def test_persist_and_reload_with_storage_context(minilm_model, adapted_minilm_mo
     loaded = EvoVectorStore.from_persist_dir(tmp_path, model=minilm_model)
     after = query(loaded, "Where does Ana live?", k=3)
     assert ids(after) == ids(before) and np.allclose(after.similarities, before.similarities, atol=1e-6)
-    reindexed = VectorStoreIndex.from_vector_store(loaded, embed_model=EvoEmbedding(minilm_model))
+    reindexed = VectorStoreIndex.from_vector_store(loaded, embed_model=loaded.embed_model)
     assert reindexed.as_retriever(similarity_top_k=1).retrieve("Ben's cooking")[0].node.ref_doc_id == "ben"
     with pytest.raises(ModelMismatchError):
         EvoVectorStore.from_persist_dir(tmp_path, model=adapted_minilm_model)
