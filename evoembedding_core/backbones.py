@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,3 +328,33 @@ def segment_end_id(tokenizer, token: str | None) -> int:
     if token_id is None or token_id == tokenizer.unk_token_id:
         raise ValueError(f"segment_end_token {token!r} is not in the tokenizer's vocabulary")
     return token_id
+
+
+def weights_digest(tensors: Iterable[torch.Tensor], tokenizer=None) -> str:
+    """SHA-256 (hex) identifying frozen weights (and a tokenizer's vocabulary) by their values.
+
+    Each tensor is hashed with its shape after rounding floats to bfloat16, so one checkpoint loaded
+    in float32 on CPU or in bfloat16 on GPU has one digest; the per-tensor digests are combined in
+    sorted order, so the result depends on the values, not on module names that a transformers
+    release may rename.
+
+    Args:
+        tensors: The weights (on any device, in any dtype).
+        tokenizer: A tokenizer whose vocabulary (``get_vocab()``) is hashed too, if given.
+
+    Returns:
+        The digest.
+    """
+    parts = []
+    for tensor in tensors:
+        tensor = tensor.detach()
+        if tensor.is_floating_point():
+            tensor = tensor.to(torch.bfloat16)
+        data = tensor.cpu().contiguous().reshape(-1).view(torch.uint8).numpy()
+        part = hashlib.sha256(f"{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        part.update(data)
+        parts.append(part.hexdigest())
+    digest = hashlib.sha256("|".join(sorted(parts)).encode())
+    if tokenizer is not None:
+        digest.update(json.dumps(sorted(tokenizer.get_vocab().items()), ensure_ascii=False).encode())
+    return digest.hexdigest()

@@ -38,6 +38,7 @@ from .backbones import (
     load_backbone,
     tokenize_segments,
     transformer_body,
+    weights_digest,
 )
 from .config import EvoEmbeddingConfig
 from .lora import MEMORY_ADAPTER, RETRIEVER_ADAPTER, LoraAdapters, is_lora_parameter
@@ -113,6 +114,7 @@ class EvoEmbeddingModel(nn.Module):
         """Held while an adapter is active: the adapter switch is model-wide state, so forwards of one
         model from several threads take turns."""
         self._fingerprint_cache: tuple[tuple, str] | None = None
+        self._backbone_cache: tuple[tuple, str] | None = None
         self._body = transformer_body(self.backbone.get_base_model(), self.kind)
 
         # Queries, heads and memory latents are float32 whatever the backbone's dtype: the heads'
@@ -375,19 +377,34 @@ class EvoEmbeddingModel(nn.Module):
         """Identify the model a store or a stream state was built with.
 
         Returns:
-            SHA-256 (hex) over the config and the trained weights; cached until the config or a
-            trained weight changes (every stream save and load asks for it).
+            SHA-256 (hex) over the config, the trained weights and :meth:`backbone_digest`; cached
+            until the config or a weight changes (every stream save and load asks for it).
         """
         config = json.dumps(self.config.to_dict(), sort_keys=True)
         named = sorted(self.trainable_named_parameters())
-        key = (config, tuple((p.data_ptr(), p._version) for _, p in named))
+        key = (config, tuple((p.data_ptr(), p._version) for _, p in named), self.backbone_digest())
         if self._fingerprint_cache is None or self._fingerprint_cache[0] != key:
             digest = hashlib.sha256(config.encode())
             for name, param in named:
                 digest.update(name.encode())
                 digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
+            digest.update(key[2].encode())
             self._fingerprint_cache = (key, digest.hexdigest())
         return self._fingerprint_cache[1]
+
+    def backbone_digest(self) -> str:
+        """Identify the frozen weights actually loaded (backbone, bundled embedding model) and the
+        tokenizer's vocabulary, so a backbone replaced at the same path changes :meth:`fingerprint`.
+
+        Returns:
+            See :func:`~evoembedding_core.backbones.weights_digest`; computed on first use and cached
+            until a frozen weight is replaced or changed in place.
+        """
+        frozen = [p for n, p in self.named_parameters() if not _is_trainable_name(n)]
+        key = tuple((p.data_ptr(), p._version) for p in frozen)
+        if self._backbone_cache is None or self._backbone_cache[0] != key:
+            self._backbone_cache = (key, weights_digest(frozen, self.tokenizer))
+        return self._backbone_cache[1]
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (adapters, queries, heads; no backbone).

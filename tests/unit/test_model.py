@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import warnings
@@ -222,3 +223,41 @@ def test_randomized_copy_has_its_own_fingerprint(tiny_causal_model, adapted_tiny
     assert copy.fingerprint() == before
     randomize_adapters(copy, seed=99)
     assert copy.fingerprint() != before
+
+
+def test_fingerprint_covers_the_backbone_replaced_at_the_same_path(tiny_causal_model, tmp_path):
+    """D6: a backbone swapped at the same path (same config) changes the fingerprint; states and stores refuse it."""
+    from conftest import build_tiny_causal
+
+    from evoembedding_integrations.store import EvoStore, ModelMismatchError
+
+    path = build_tiny_causal(tmp_path / "backbone", seed=0)
+    config = dataclasses.replace(tiny_causal_model.config, backbone=str(path))
+    first = EvoEmbeddingModel(config, device="cpu")
+    torch.manual_seed(0)
+    randomize_adapters(first, seed=3)
+    stream = first.stream()
+    stream.add(TEXTS)
+    store = EvoStore(first)
+    store.add(TEXTS[:2], stream_id="s")
+    saved = store.save(tmp_path / "store")
+    fingerprint = first.fingerprint()
+    assert first.fingerprint() == fingerprint  # cached and stable
+
+    build_tiny_causal(path, seed=1)  # a different backbone at the same path
+    second = EvoEmbeddingModel(config, device="cpu")
+    second.load_trained_weights(first.trainable_state_dict())  # same config, same trained weights
+    assert second.fingerprint() != fingerprint
+    with pytest.raises(ValueError, match="different model"):
+        second.stream().load_state_dict(stream.state_dict())
+    with pytest.raises(ModelMismatchError, match="different model"):
+        EvoStore.load(saved, second)
+
+    build_tiny_causal(path, seed=0)  # the original backbone again: accepted again
+    third = EvoEmbeddingModel(config, device="cpu")
+    third.load_trained_weights(first.trainable_state_dict())
+    assert third.fingerprint() == fingerprint
+    assert len(EvoStore.load(saved, third)) == 2
+    with torch.no_grad():  # a frozen weight changed in place invalidates the cached digest
+        next(p for n, p in third.named_parameters() if "lora_" not in n and "embed" in n).add_(1.0)
+    assert third.fingerprint() != fingerprint
