@@ -99,43 +99,110 @@ def advance(
     step needs a segment's vector, so all representations of the call run at the end, in batches of
     rows of similar length (:func:`length_batches`): far less padding than one batch per chunk.
     """
-    cfg = model.config
-    if cfg.native:  # static mode: no memory at all
-        state = replace(state, length=state.length + len(segments))
-        vectors = (
-            model.represent_native(segments) if segments else torch.zeros(0, model.output_dim, device=model.device)
+    vectors, states = advance_many(model, [state], [segments], max_rows=model.config.chunk_segments)
+    return vectors[0], states[0]
+
+
+MANY_BATCH_ROWS = 64
+"""Most rows per forward call of :func:`advance_many` (rows of different streams share a batch)."""
+
+
+def advance_many(
+    model: EvoEmbeddingModel,
+    states: Sequence[StreamState],
+    segments_per_stream: Sequence[list[list[int]]],
+    *,
+    max_rows: int = MANY_BATCH_ROWS,
+) -> tuple[list[torch.Tensor], list[StreamState]]:
+    """Read new segments of several independent streams at once: :func:`advance` per stream, batched.
+
+    Every stream's chunks evolve in their own order, exactly as :func:`advance` would run them; but
+    round ``r`` evolves the ``r``-th chunk of every stream that has one in shared forward calls,
+    and the representation rows of all streams run together at the end. Rows are grouped by
+    length (:func:`length_batches`, at most ``max_rows`` per call), so one stream's vectors and
+    state are the same (up to float rounding) as from :func:`advance` on that stream alone.
+
+    Args:
+        model: The model.
+        states: Each stream's state before its new segments.
+        segments_per_stream: Token ids of each stream's new segments, in order (may be empty).
+        max_rows: Most rows per forward call.
+
+    Returns:
+        ``(vectors, states)``: per stream, its vectors (n_i, output_dim) and its new state (a stream
+        with no new segments keeps its state object).
+
+    Raises:
+        ValueError: ``states`` and ``segments_per_stream`` have different lengths.
+    """
+    if len(states) != len(segments_per_stream):
+        raise ValueError(
+            f"one list of segments per state is required (got {len(states)} states and "
+            f"{len(segments_per_stream)} lists)"
         )
-        return vectors, state
+    cfg = model.config
+    states = list(states)
+    if cfg.native:  # static mode: no memory at all
+        flat = [s for segments in segments_per_stream for s in segments]
+        vectors = model.represent_native(flat) if flat else _no_vectors(model)
+        states = [
+            replace(st, length=st.length + len(segs)) if segs else st for st, segs in zip(states, segments_per_stream)
+        ]
+        return list(vectors.split([len(segs) for segs in segments_per_stream])), states
     capacity, k = cfg.capacity, cfg.num_queries
     packed = cfg.evolution == "packed"
-    memories: list[torch.Tensor] = []
-    for start, stop, opens in plan_chunks(state, [len(s) for s in segments], cfg.chunk_segments, cfg.chunk_tokens):
-        chunk = segments[start:stop]
-        if opens:
-            state = replace(state, chunk_memory=state.memory, chunk_segments=0, chunk_tokens=0, chunk_ids=())
-        if packed:  # one causal row for the whole chunk, its earlier segments recomputed
-            earlier = [list(ids) for ids in state.chunk_ids]
-            latents = model.evolve_packed(state.chunk_memory, earlier + chunk)[len(earlier) :]
-            state = replace(state, chunk_ids=state.chunk_ids + tuple(tuple(s) for s in chunk))
-        else:  # independent rows over the same memory, batched by length
-            batches = length_batches([len(s) for s in chunk], cfg.chunk_segments)
-            parts = [model.evolve([state.chunk_memory] * len(rows), [chunk[i] for i in rows]) for rows in batches]
-            latents = _in_input_order(parts, batches)  # (n, K, D)
-        queue = torch.cat([state.memory, latents.flatten(0, 1)])
-        before = state.memory.shape[0]
-        memories += [queue[max(0, end - capacity) : end] for end in range(before, before + k * len(chunk), k)]
-        state = replace(
-            state,
-            memory=queue[-capacity:],
-            chunk_segments=state.chunk_segments + len(chunk),
-            chunk_tokens=state.chunk_tokens + sum(len(s) for s in chunk),
-            length=state.length + len(chunk),
-        )
-    if not segments:
-        return torch.zeros(0, model.output_dim, device=model.device), state
-    batches = length_batches([m.shape[0] + len(s) for m, s in zip(memories, segments)], cfg.chunk_segments)
-    parts = [model.represent([memories[i] for i in rows], [segments[i] for i in rows]) for rows in batches]
-    return _in_input_order(parts, batches), state
+    plans = [
+        plan_chunks(st, [len(s) for s in segs], cfg.chunk_segments, cfg.chunk_tokens)
+        for st, segs in zip(states, segments_per_stream)
+    ]
+    memories: list[list[torch.Tensor]] = [[] for _ in states]  # M_{t-1} of every new segment
+    for round_ in range(max((len(p) for p in plans), default=0)):
+        active = [(i, plan[round_]) for i, plan in enumerate(plans) if round_ < len(plan)]
+        chunks = []
+        for i, (start, stop, opens) in active:
+            if opens:
+                states[i] = replace(
+                    states[i], chunk_memory=states[i].memory, chunk_segments=0, chunk_tokens=0, chunk_ids=()
+                )
+            chunks.append(segments_per_stream[i][start:stop])
+        if packed:  # one causal row per chunk, its earlier segments recomputed
+            latents = []
+            for (i, _), chunk in zip(active, chunks):
+                earlier = [list(ids) for ids in states[i].chunk_ids]
+                latents.append(model.evolve_packed(states[i].chunk_memory, earlier + chunk)[len(earlier) :])
+                states[i] = replace(states[i], chunk_ids=states[i].chunk_ids + tuple(tuple(s) for s in chunk))
+        else:  # independent rows over each chunk's opening memory, all streams in shared batches
+            row_memories = [states[i].chunk_memory for (i, _), chunk in zip(active, chunks) for _ in chunk]
+            rows_segments = [s for chunk in chunks for s in chunk]
+            batches = length_batches([m.shape[0] + len(s) for m, s in zip(row_memories, rows_segments)], max_rows)
+            parts = [
+                model.evolve([row_memories[j] for j in rows], [rows_segments[j] for j in rows]) for rows in batches
+            ]
+            latents = _in_input_order(parts, batches).split([len(c) for c in chunks])  # (n_i, K, D) each
+        for (i, _), chunk, new in zip(active, chunks, latents):
+            state = states[i]
+            queue = torch.cat([state.memory, new.flatten(0, 1)])
+            before = state.memory.shape[0]
+            memories[i] += [queue[max(0, end - capacity) : end] for end in range(before, before + k * len(chunk), k)]
+            states[i] = replace(
+                state,
+                memory=queue[-capacity:],
+                chunk_segments=state.chunk_segments + len(chunk),
+                chunk_tokens=state.chunk_tokens + sum(len(s) for s in chunk),
+                length=state.length + len(chunk),
+            )
+    flat_memories = [m for stream in memories for m in stream]
+    flat_segments = [s for segments in segments_per_stream for s in segments]
+    if not flat_segments:
+        return [_no_vectors(model) for _ in states], states
+    batches = length_batches([m.shape[0] + len(s) for m, s in zip(flat_memories, flat_segments)], max_rows)
+    parts = [model.represent([flat_memories[i] for i in rows], [flat_segments[i] for i in rows]) for rows in batches]
+    vectors = _in_input_order(parts, batches)
+    return list(vectors.split([len(segs) for segs in segments_per_stream])), states
+
+
+def _no_vectors(model: EvoEmbeddingModel) -> torch.Tensor:
+    return torch.zeros(0, model.output_dim, device=model.device)
 
 
 def _in_input_order(parts: list[torch.Tensor], batches: list[list[int]]) -> torch.Tensor:

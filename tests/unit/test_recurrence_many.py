@@ -1,0 +1,98 @@
+"""advance_many: several streams read together give each stream exactly what advance gives it alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import randomize_adapters
+
+from evoembedding_core import EvoEmbeddingConfig, EvoEmbeddingModel
+from evoembedding_core.recurrence import StreamState, advance, advance_many
+
+TURNS = [
+    "Ana: I grew up in Porto, near the river.",
+    "Bob: Did you like it there?",
+    "Ana: Yes, but last spring I moved to Oslo for work; winter was a shock.",
+    "Bob: How is the weather in Oslo?",
+    "Ana: Cold, and the days are short in winter.",
+    "Bob: Do you have a pet?",
+    "Ana: A grey cat called Miso.",
+    "Bob: Miso! Like the soup?",
+    "Ana: Exactly, he is the colour of white miso.",
+]
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def small_chunks_minilm(adapted_minilm_model) -> EvoEmbeddingModel:
+    """The adapted MiniLM model with 3-segment chunks, so that a few turns span several chunks."""
+    config = EvoEmbeddingConfig(**{**adapted_minilm_model.config.__dict__, "chunk_segments": 3})
+    model = EvoEmbeddingModel(config, device="cpu")
+    model.load_state_dict(adapted_minilm_model.state_dict())
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def packed_model(tiny_causal_model) -> EvoEmbeddingModel:
+    config = EvoEmbeddingConfig(**{**tiny_causal_model.config.__dict__, "evolution": "packed", "chunk_segments": 3})
+    return randomize_adapters(EvoEmbeddingModel(config, device="cpu"), seed=3, std=0.2)
+
+
+def _streams(model: EvoEmbeddingModel) -> list[list[list[int]]]:
+    """Streams of different lengths and contents (one empty), some longer than one chunk."""
+    ids = model.tokenize(TURNS)
+    return [ids, ids[3:5], [], ids[::-1], ids[:1], ids[2:] + ids[:2]]
+
+
+def _assert_same_state(a: StreamState, b: StreamState) -> None:
+    torch.testing.assert_close(a.memory, b.memory, atol=ATOL, rtol=0)
+    torch.testing.assert_close(a.chunk_memory, b.chunk_memory, atol=ATOL, rtol=0)
+    assert (a.chunk_segments, a.chunk_tokens, a.length, a.chunk_ids) == (
+        b.chunk_segments,
+        b.chunk_tokens,
+        b.length,
+        b.chunk_ids,
+    )
+
+
+@pytest.mark.parametrize("which", ["minilm", "causal-rows", "packed"])
+@pytest.mark.parametrize("max_rows", [4, 64])
+def test_advance_many_equals_advance_per_stream(
+    which, max_rows, small_chunks_minilm, adapted_tiny_causal_model, packed_model
+):
+    model = {"minilm": small_chunks_minilm, "causal-rows": adapted_tiny_causal_model, "packed": packed_model}[which]
+    streams = _streams(model)
+    with torch.inference_mode():
+        # Streams that already hold some history (one mid-chunk), and fresh ones.
+        starts = [StreamState.empty(model) for _ in streams]
+        starts[0] = advance(model, starts[0], model.tokenize(TURNS[:2]))[1]
+        starts[3] = advance(model, starts[3], model.tokenize(TURNS[4:]))[1]
+        together, states = advance_many(model, starts, streams, max_rows=max_rows)
+        alone = [advance(model, s, segs) for s, segs in zip(starts, streams)]
+    assert len(together) == len(states) == len(streams)
+    for vectors, state, (want_vectors, want_state), segs in zip(together, states, alone, streams):
+        assert vectors.shape == (len(segs), model.output_dim)
+        torch.testing.assert_close(vectors, want_vectors, atol=ATOL, rtol=0)
+        _assert_same_state(state, want_state)
+    assert states[2] is starts[2]  # a stream with nothing new keeps its state
+
+
+def test_advance_many_continues_like_one_long_call(small_chunks_minilm):
+    model = small_chunks_minilm
+    ids = model.tokenize(TURNS)
+    with torch.inference_mode():
+        first, states = advance_many(model, [StreamState.empty(model)] * 2, [ids[:4], ids[:2]])
+        rest, states = advance_many(model, states, [ids[4:], ids[2:]])
+        whole, _ = advance(model, StreamState.empty(model), ids)
+    for a, b in zip(first, rest):
+        torch.testing.assert_close(torch.cat([a, b]), whole, atol=ATOL, rtol=0)
+
+
+def test_advance_many_edge_cases(small_chunks_minilm):
+    model = small_chunks_minilm
+    assert advance_many(model, [], []) == ([], [])
+    empty = StreamState.empty(model)
+    vectors, states = advance_many(model, [empty, empty], [[], []])
+    assert [v.shape for v in vectors] == [(0, model.output_dim)] * 2 and states == [empty, empty]
+    with pytest.raises(ValueError, match="one list of segments per state"):
+        advance_many(model, [empty], [[], []])
