@@ -16,8 +16,9 @@ were written, so a memory's vector depends on the memories written before it in 
   without ``query`` it lists them in the order they were first written. ``filter`` matches value
   fields (``{"kind": "pref"}``, ``{"n": {"$gte": 2}}``; operators ``$eq $ne $gt $gte $lt $lte
   $in $nin``).
-* ``path=`` makes it durable: the store is loaded from there if saved before, and saved there
-  (atomically) after every batch that changes it (``autosave=False``: call :meth:`save`).
+* ``path=`` makes it durable: an :class:`EvoStore` database there (created if missing, reopened
+  if not) commits every change before the call returns, and each call first catches up with what
+  other processes committed, so several workers can share one memory.
 
 >>> from evoembedding_integrations.langgraph import EvoLangGraphStore      # doctest: +SKIP
 >>> store = EvoLangGraphStore(path="memories_db", query_memory=False)      # doctest: +SKIP
@@ -57,7 +58,7 @@ from langgraph.store.base import (
     validate_op_namespace,
 )
 
-from .store import MANIFEST, EvoStore, Record
+from .store import EvoStore, Record
 
 __all__ = ["UNINDEXED_STREAM", "EvoLangGraphStore"]
 
@@ -65,7 +66,6 @@ UNINDEXED_STREAM = ".unindexed"
 """The stream of items stored without a vector (``index=False``, or no text at the fields); no
 namespace maps to it, since namespace labels cannot contain a period."""
 
-_LOAD_OPTIONS = ("embeddings", "index", "query_memory", "hybrid")
 _FIELDS = ("namespace", "key", "value", "created_at", "updated_at", "indexed")
 
 
@@ -87,22 +87,21 @@ class EvoLangGraphStore(BaseStore):
         path: str | os.PathLike | None = None,
         stream_depth: int | None = None,
         fields: Sequence[str] | None = None,
-        autosave: bool = True,
         **options: Any,
     ) -> None:
-        """Create a store, load it from ``path``, or wrap an existing :class:`EvoStore`.
+        """Create a store, open a durable one at ``path``, or wrap an existing :class:`EvoStore`.
 
         Args:
             model: An ``EvoEmbeddingModel``, a model name or directory, or ``None`` for the shipped
                 default model.
-            store: An existing :class:`EvoStore` to hold the items (other entries in it are ignored).
-            path: A directory: loaded if a store was saved there, and saved to after every change
-                (with ``autosave``).
+            store: An existing :class:`EvoStore` to hold the items (entries that are not items of
+                this class are ignored).
+            path: A directory for a durable store (created if missing, reopened if not; a snapshot
+                saved there is imported). ``None``: in memory (see :meth:`save`).
             stream_depth: How many leading namespace labels name the stream (``None``: all, one
                 stream per namespace; ``1``: ``("memories", user)`` items all share ``"memories"``).
             fields: The value fields to embed (LangGraph path syntax: ``"content"``,
                 ``"notes[*].text"``; default ``["$"]``, the whole value as JSON).
-            autosave: Save to ``path`` after every batch that changes the store.
             **options: :class:`EvoStore` options (``embeddings``, ``query_memory``, ``hybrid``,
                 ``index``, ``hnsw_threshold``).
 
@@ -120,22 +119,13 @@ class EvoLangGraphStore(BaseStore):
         self.stream_depth = stream_depth
         self.fields = list(fields)
         self._paths = [(f, f if f == "$" else tokenize_path(f)) for f in self.fields]
-        self.path = Path(path) if path is not None else None
-        self.autosave = bool(autosave)
         if store is not None:
             if model is not None or path is not None or options:
                 raise ValueError("pass an existing store alone, without model, path or options")
-        elif self.path is not None and (self.path / MANIFEST).exists():
-            load_options = {k: v for k, v in options.items() if k in _LOAD_OPTIONS}
-            store = EvoStore.load(self.path, model, **load_options)
         else:
-            store = EvoStore(model, **options)
+            store = EvoStore(model, path=path, **options)
         self.store = store
         self._lock = threading.RLock()
-        self._catalog: dict[tuple[str, ...], dict[str, str]] = {}
-        for record in store.get(store.ids()):
-            if _is_item(record):
-                self._catalog.setdefault(tuple(record.metadata["namespace"]), {})[record.metadata["key"]] = record.id
 
     # ------------------------------------------------------------------ the BaseStore contract
     def batch(self, ops: Iterable[Op]) -> list[Result]:
@@ -167,7 +157,6 @@ class EvoLangGraphStore(BaseStore):
             elif not isinstance(op, (GetOp, SearchOp, ListNamespacesOp)):
                 raise ValueError(f"Unknown operation type: {type(op)}")
         results: list[Result] = []
-        changed = False
         with self._lock:
             n = 0
             while n < len(ops):
@@ -179,7 +168,6 @@ class EvoLangGraphStore(BaseStore):
                         results.append(None)
                         n += 1
                     self._put(run)
-                    changed = True
                     continue
                 if isinstance(op, GetOp):
                     results.append(self._get(op.namespace, op.key))
@@ -188,31 +176,23 @@ class EvoLangGraphStore(BaseStore):
                 else:
                     results.append(self._list_namespaces(op))
                 n += 1
-            if changed and self.autosave and self.path is not None:
-                self.store.save(self.path)
         return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """:meth:`batch` in a worker thread (the event loop is not blocked by the embedding)."""
         return await asyncio.to_thread(self.batch, list(ops))
 
-    def save(self, path: str | os.PathLike | None = None) -> Path:
-        """Save the store atomically (see :meth:`EvoStore.save`).
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the items to ``path`` (see :meth:`EvoStore.save`); open it later with ``EvoLangGraphStore(path=...)``.
 
         Args:
-            path: The directory (default: the ``path`` given at creation).
+            path: The directory.
 
         Returns:
             The directory.
-
-        Raises:
-            ValueError: No ``path`` here or at creation.
         """
-        target = Path(path) if path is not None else self.path
-        if target is None:
-            raise ValueError("no path: pass one here or at creation")
         with self._lock:
-            return self.store.save(target)
+            return self.store.save(path)
 
     def stream_of(self, namespace: tuple[str, ...]) -> str:
         """The stream holding a namespace's items (its first ``stream_depth`` labels joined by ``.``)."""
@@ -222,52 +202,44 @@ class EvoLangGraphStore(BaseStore):
 
     # ------------------------------------------------------------------ operations
     def _get(self, namespace: tuple[str, ...], key: str) -> Item | None:
-        entry = self._catalog.get(tuple(namespace), {}).get(key)
-        records = self.store.get([entry]) if entry is not None else []
+        records = [r for r in self.store.get([_entry_id(namespace, key)]) if _is_item(r)]
         return _item(records[0]) if records else None
 
     def _put(self, ops: list[PutOp]) -> None:
         final: dict[tuple[tuple[str, ...], str], PutOp] = {}
         for op in ops:
             final[(tuple(op.namespace), op.key)] = op
-        gone = [(ns, key) for (ns, key), op in final.items() if op.value is None]
-        kept = [op for op in final.values() if op.value is not None]
-        existing = {
-            (tuple(r.metadata["namespace"]), r.metadata["key"]): r
-            for r in self.store.get([_entry_id(op.namespace, op.key) for op in final.values()])
-        }
+        existing = {r.id: r for r in self.store.get([_entry_id(ns, key) for ns, key in final]) if _is_item(r)}
         now = datetime.now(timezone.utc).isoformat()
         texts, streams, ids, metadatas = [], [], [], []
-        for op in kept:
-            namespace, value = tuple(op.namespace), _json_value(op.value)
+        for (namespace, key), op in final.items():
+            if op.value is None:
+                continue
+            value = _json_value(op.value)
             text = self._text(value, op.index)
-            previous = existing.get((namespace, op.key))
+            previous = existing.get(_entry_id(namespace, key))
             texts.append(text if text is not None else json.dumps(value, sort_keys=True, ensure_ascii=False))
             streams.append(self.stream_of(namespace) if text is not None else UNINDEXED_STREAM)
-            ids.append(_entry_id(namespace, op.key))
+            ids.append(_entry_id(namespace, key))
             metadatas.append(
                 {
                     "namespace": list(namespace),
-                    "key": op.key,
+                    "key": key,
                     "value": value,
                     "created_at": previous.metadata["created_at"] if previous is not None else now,
                     "updated_at": now,
                     "indexed": text is not None,
                 }
             )
-        removed = [_entry_id(ns, key) for ns, key in gone if (ns, key) in existing]
+        removed = [_entry_id(ns, key) for (ns, key), op in final.items() if op.value is None]
+        removed = [i for i in removed if i in existing]
         if removed:
             self.store.delete(removed)
         if texts:
-            self.store.add(texts, stream_id=streams, ids=ids, metadatas=metadatas)
-        for ns, key in gone:
-            keys = self._catalog.get(ns)
-            if keys is not None:
-                keys.pop(key, None)
-                if not keys:
-                    del self._catalog[ns]
-        for entry_id, metadata in zip(ids, metadatas):
-            self._catalog.setdefault(tuple(metadata["namespace"]), {})[metadata["key"]] = entry_id
+            self.store.add(texts, stream_id=streams, ids=ids, metadatas=metadatas, progress=False)
+        for stream_id in {r.stream_id for r in existing.values()} - set(streams):
+            if not self.store.ids(stream_id):
+                self.store.delete_stream(stream_id)  # a namespace left empty: its memory starts afresh
 
     def _text(self, value: dict, index: Any) -> str | None:
         """The text to embed for a value, or ``None`` for no vector."""
@@ -277,20 +249,38 @@ class EvoLangGraphStore(BaseStore):
         texts = [t for _, path in paths for t in get_text_at_path(value, path) if t.strip()]
         return "\n".join(texts) if texts else None
 
-    def _namespaces_under(self, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+    def _streams_under(self, prefix: tuple[str, ...]) -> list[str]:
+        """The streams that can hold items of namespaces under ``prefix`` (not the unindexed one)."""
+        out = []
+        for stream_id in self.store.streams():
+            labels = _labels_of(stream_id)
+            if labels is not None:
+                n = min(len(labels), len(prefix))
+                if labels[:n] == prefix[:n]:
+                    out.append(stream_id)
+        return out
+
+    def _items(self, streams: list[str] | None, prefix: tuple[str, ...] = (), wanted: Any = None) -> list[Record]:
+        """Item records of these streams under ``prefix`` matching ``wanted``, in the order first written."""
+        records = self.store.get(self.store.ids(streams)) if streams is None or streams else []
         n = len(prefix)
-        return [ns for ns in self._catalog if ns[:n] == tuple(prefix)]
+        kept = [
+            r
+            for r in records
+            if _is_item(r)
+            and tuple(r.metadata["namespace"])[:n] == prefix
+            and _value_matches(r.metadata["value"], wanted)
+        ]
+        return sorted(kept, key=lambda r: r.metadata["created_at"])
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         if op.limit <= 0:
             return []
         prefix, wanted = tuple(op.namespace_prefix), op.filter or None
-        namespaces = self._namespaces_under(prefix)
-        if not namespaces:
-            return []
-        entry_ids = [e for ns in namespaces for e in self._catalog[ns].values()]
+        streams = self._streams_under(prefix)
+        unindexed = [UNINDEXED_STREAM] if UNINDEXED_STREAM in self.store.streams() else []
         if not op.query:
-            records = [r for r in self.store.get(entry_ids) if _value_matches(r.metadata["value"], wanted)]
+            records = self._items(streams + unindexed, prefix, wanted)
             return [_item(r, search=True) for r in records[op.offset : op.offset + op.limit]]
         n = len(prefix)
 
@@ -301,20 +291,17 @@ class EvoLangGraphStore(BaseStore):
                 and _value_matches(metadata.get("value"), wanted)
             )
 
-        streams = list(dict.fromkeys(self.stream_of(ns) for ns in namespaces))
-        hits = self.store.search(op.query, k=op.offset + op.limit, stream_ids=streams, filter=matches)
-        found = [_item(h, search=True, score=h.score) for h in hits[op.offset :]]
-        if len(found) < op.limit:  # like InMemoryStore: fill up with the items that have no vector
-            unscored = [
-                r
-                for r in self.store.get(entry_ids)
-                if not r.metadata["indexed"] and _value_matches(r.metadata["value"], wanted)
-            ]
-            found += [_item(r, search=True) for r in unscored[: op.limit - len(found)]]
+        hits = (
+            self.store.search(op.query, k=op.offset + op.limit, stream_ids=streams, filter=matches) if streams else []
+        )
+        found = [_item(h, search=True, score=h.score) for h in hits[op.offset :] if _is_item(h)]
+        if len(found) < op.limit and unindexed:  # like InMemoryStore: then the items that have no vector
+            found += [_item(r, search=True) for r in self._items(unindexed, prefix, wanted)[: op.limit - len(found)]]
         return found
 
     def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
-        namespaces = [ns for ns in self._catalog if all(_namespace_matches(c, ns) for c in (op.match_conditions or ()))]
+        namespaces = {tuple(r.metadata["namespace"]) for r in self._items(None)}
+        namespaces = [ns for ns in namespaces if all(_namespace_matches(c, ns) for c in (op.match_conditions or ()))]
         if op.max_depth is not None:
             namespaces = {ns[: op.max_depth] for ns in namespaces}
         return sorted(namespaces)[op.offset : op.offset + op.limit]
@@ -323,6 +310,19 @@ class EvoLangGraphStore(BaseStore):
 # ---------------------------------------------------------------------------------------- helpers
 def _entry_id(namespace: Sequence[str], key: str) -> str:
     return json.dumps([*namespace, key], ensure_ascii=False)
+
+
+def _labels_of(stream_id: str) -> tuple[str, ...] | None:
+    """The namespace labels a stream id stands for (see :meth:`EvoLangGraphStore.stream_of`)."""
+    if stream_id == UNINDEXED_STREAM:
+        return None
+    if stream_id.startswith("["):
+        try:
+            labels = json.loads(stream_id)
+        except ValueError:
+            return None
+        return tuple(labels) if isinstance(labels, list) and all(isinstance(x, str) for x in labels) else None
+    return tuple(stream_id.split("."))
 
 
 def _is_item(record: Record) -> bool:

@@ -1,11 +1,11 @@
 """Long-term memory for a LangGraph agent: EvoLangGraphStore, one EvoEmbedding stream per user.
 
-    python examples/langgraph_memory.py                  # memories kept in a temporary directory
+    python examples/langgraph_memory.py                  # memories in a new temporary directory
     python examples/langgraph_memory.py --path /tmp/mem  # somewhere else
 
 A two-node graph (no LLM needed): ``remember`` writes what the user said into the store under
 ``("memories", user)``, ``recall`` searches that user's memories for the message. The store is
-saved to ``--path`` after every write, so a second run remembers the first. With langmem
+durable at ``--path`` (every write committed), so a second run, or another process, remembers. With langmem
 installed, its ``manage_memory`` / ``search_memory`` tools work on the same store.
 """
 

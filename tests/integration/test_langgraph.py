@@ -85,7 +85,13 @@ def test_put_get_update_delete_and_timestamps(store):
     store.delete(("memories", "ana"), "a0")
     assert store.get(("memories", "ana"), "a0") is None and len(store.store) == 0
     store.delete(("memories", "ana"), "never-there")  # deleting a missing item is fine
-    assert store.list_namespaces() == []
+    assert store.list_namespaces() == [] and store.store.streams() == []  # an emptied namespace is gone
+    reference = InMemoryStore()
+    for target in (store, reference):
+        target.put(("memories", "ana"), "x", {"content": ANA[0]})
+        target.put(("memories", "ana"), "y", {"content": ANA[1]})
+        target.put(("memories", "ana"), "x", {"content": ANA[2]})  # an update keeps its place in listings
+    assert plain(store.search(("memories",))) == plain(reference.search(("memories",)))
     with pytest.raises(TypeError, match="JSON"):
         store.put(("memories",), "bad", {"when": object()})
 
@@ -243,12 +249,12 @@ async def test_async_methods(store):
     assert results[0].key == "a0" and [i.key for i in results[1]] == ["a0"]
 
 
-def test_durable_on_the_evostore_format(model, tmp_path):
+def test_durable_with_a_path_shared_by_two_stores(model, tmp_path):
     path = tmp_path / "memories"
     first = EvoLangGraphStore(model, path=path, query_memory=False, fields=["content"])
     fill(first)
     before = first.search(("memories",), query="Where does Ana live?")
-    again = EvoLangGraphStore(model, path=path, query_memory=False, fields=["content"])  # a new process
+    again = EvoLangGraphStore(model, path=path, query_memory=False, fields=["content"])  # as another process would
     assert plain(again.search(("memories",))) == plain(first.search(("memories",)))
     after = again.search(("memories",), query="Where does Ana live?")
     assert [(i.key, i.score) for i in after] == [(i.key, pytest.approx(i.score, abs=1e-6)) for i in before]
@@ -260,13 +266,13 @@ def test_durable_on_the_evostore_format(model, tmp_path):
         model.stream().add([*ANA, "Ana adopted a second cat."]),
         atol=1e-5,
     )
-    manual = EvoLangGraphStore(model, path=tmp_path / "manual", autosave=False)
-    manual.put(("memories",), "k", {"content": "x"})
-    assert not (tmp_path / "manual").exists()
-    manual.save()
-    assert EvoLangGraphStore(model, path=tmp_path / "manual").get(("memories",), "k").value == {"content": "x"}
-    with pytest.raises(ValueError, match="path"):
-        EvoLangGraphStore(model).save()
+    first.put(("memories", "bob"), "b9", {"content": "Bob moved to Faro."})  # seen by the other store at once
+    assert again.get(("memories", "bob"), "b9").value == {"content": "Bob moved to Faro."}
+    in_memory = EvoLangGraphStore(model, fields=["content"])
+    fill(in_memory)
+    in_memory.save(tmp_path / "snapshot")
+    reopened = EvoLangGraphStore(model, path=tmp_path / "snapshot", fields=["content"])
+    assert plain(reopened.search(())) == plain(in_memory.search(()))
 
 
 class State(TypedDict):
