@@ -118,7 +118,13 @@ def encode_snapshot(header: dict, streams: list[StreamSnapshot]) -> tuple[dict, 
 
 
 def decode_streams(
-    manifest: dict, document: dict, arrays: dict[str, np.ndarray], *, dim: int | None, with_memory: bool
+    manifest: dict,
+    document: dict,
+    arrays: dict[str, np.ndarray],
+    *,
+    dim: int | None,
+    with_memory: bool,
+    metadata_checked: bool = False,
 ) -> list[StreamSnapshot]:
     """Validate a save's streams and records (the document and arrays already verified by
     :func:`read_verified`).
@@ -129,6 +135,7 @@ def decode_streams(
         arrays: The arrays by name.
         dim: The vectors' dimension (``None``: no vectors expected).
         with_memory: Whether each stream must carry a memory state (EvoEmbedding mode).
+        metadata_checked: The records' metadata was already checked (``check_stored_metadata``).
 
     Returns:
         The streams, in creation order.
@@ -143,7 +150,7 @@ def decode_streams(
     streams, stream_ids, record_ids, expected = [], set(), set(), set()
     for n, doc in enumerate(docs):
         try:
-            stream = _decode_stream(n, doc, arrays, dim, with_memory)
+            stream = _decode_stream(n, doc, arrays, dim, with_memory, metadata_checked)
             if stream.id in stream_ids:
                 raise ValueError(f"duplicate stream id {stream.id!r}")
             for record in stream.records:
@@ -164,7 +171,7 @@ def decode_streams(
     return streams
 
 
-def _decode_stream(n: int, doc: dict, arrays: dict[str, np.ndarray], dim, with_memory: bool) -> StreamSnapshot:
+def _decode_stream(n: int, doc: dict, arrays, dim, with_memory: bool, metadata_checked: bool) -> StreamSnapshot:
     sid = validate_id(doc["id"], "stream id")
     length, items = doc["length"], doc["records"]
     if not is_int(length) or not 0 <= length <= MAX_STREAM_LENGTH or not isinstance(items, list):
@@ -190,7 +197,8 @@ def _decode_stream(n: int, doc: dict, arrays: dict[str, np.ndarray], dim, with_m
         if position in positions:
             raise ValueError(f"two records at position {position}")
         positions.add(position)
-        check_stored_metadata(item["metadata"])
+        if not metadata_checked:
+            check_stored_metadata(item["metadata"])
         records.append(StoredRecord(id_, position, text, item["metadata"]))
     return StreamSnapshot(sid, length, records, vectors, memory)
 

@@ -84,8 +84,12 @@ def clean_metadata(metadata, what: str) -> dict:
     return json.loads(text)
 
 
-def check_stored_metadata(metadata) -> None:
+def check_stored_metadata(metadata, size: int | None = None) -> None:
     """Check metadata read from disk: a JSON object within the depth and size limits.
+
+    Args:
+        metadata: The parsed metadata.
+        size: Its JSON text's length, if known (else it is serialised to measure it).
 
     Raises:
         ValueError: Not an object, nested deeper than :data:`MAX_METADATA_DEPTH`, or larger than
@@ -96,7 +100,7 @@ def check_stored_metadata(metadata) -> None:
     depth = _depth(metadata)
     if depth > MAX_METADATA_DEPTH:
         raise ValueError(f"a record's metadata is nested {depth} levels deep (at most {MAX_METADATA_DEPTH})")
-    size = len(json.dumps(metadata, ensure_ascii=True))
+    size = len(json.dumps(metadata, ensure_ascii=True)) if size is None else size
     if size > MAX_METADATA_BYTES:
         raise ValueError(f"a record's metadata is {size} bytes as JSON (at most {MAX_METADATA_BYTES})")
 
@@ -104,15 +108,16 @@ def check_stored_metadata(metadata) -> None:
 def _depth(value) -> int:
     """Nesting depth of dicts and lists (a flat dict is 1), found without recursion; stops counting
     just past :data:`MAX_METADATA_DEPTH`."""
-    deepest, pending = 0, [(value, 1)]
+    if not isinstance(value, (Mapping, list, tuple)):
+        return 0
+    deepest, pending = 1, [(value, 1)]
     while pending:
         item, level = pending.pop()
-        if isinstance(item, (Mapping, list, tuple)):
-            deepest = max(deepest, level)
-            if level > MAX_METADATA_DEPTH:
-                return level
-            children = item.values() if isinstance(item, Mapping) else item
-            pending.extend((child, level + 1) for child in children)
+        deepest = max(deepest, level)
+        if level > MAX_METADATA_DEPTH:
+            return level
+        children = item.values() if isinstance(item, Mapping) else item
+        pending.extend((child, level + 1) for child in children if isinstance(child, (Mapping, list, tuple)))
     return deepest
 
 

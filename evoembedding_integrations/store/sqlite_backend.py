@@ -40,7 +40,7 @@ from evoembedding_core.validation import is_int
 from . import format as fmt
 from .backend import AddedEntry, Change
 from .format import StreamSnapshot
-from .records import CorruptStoreError, check_stored_metadata
+from .records import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, CorruptStoreError, check_stored_metadata
 
 DATABASE = "evostore.sqlite3"
 DB_FORMAT = "evoembedding-store-sqlite"
@@ -206,11 +206,12 @@ class SQLiteBackend:
         for row in rows:
             by_stream.setdefault(row[0], []).append(row)
         docs, arrays = [], {}
+        metadatas = iter(_metadatas([row[4] for row in rows]))
         for n, (sid, length, memory, chunk_memory, state) in enumerate(streams):
             items = by_stream.get(sid, [])
             doc = {"id": sid, "length": _counter(length, "stream length"), "records": []}
-            for _, id_, position, text, metadata, _vector in items:
-                doc["records"].append({"id": id_, "position": position, "text": text, "metadata": _metadata(metadata)})
+            for _, id_, position, text, _metadata_text, _vector in items:
+                doc["records"].append({"id": id_, "position": position, "text": text, "metadata": next(metadatas)})
             arrays[f"{n}/vectors"] = _vectors([row[5] for row in items], dim)
             if with_memory:
                 memory_state = _memory(memory, chunk_memory, state)
@@ -220,7 +221,9 @@ class SQLiteBackend:
                 )
                 doc["memory"] = memory_state["meta"]
             docs.append(doc)
-        snapshots = fmt.decode_streams({"entries": total}, {"streams": docs}, arrays, dim=dim, with_memory=with_memory)
+        snapshots = fmt.decode_streams(
+            {"entries": total}, {"streams": docs}, arrays, dim=dim, with_memory=with_memory, metadata_checked=True
+        )
         self.seq = seq
         return snapshots
 
@@ -418,14 +421,28 @@ def _memory_columns(state: dict) -> tuple[bytes, bytes, str]:
 
 
 def _metadata(text) -> dict:
-    if not isinstance(text, str):
+    return _metadatas([text])[0]
+
+
+def _metadatas(texts: list) -> list[dict]:
+    """Parse and check the metadata JSON texts of many records (one ``json.loads`` for all)."""
+    if not all(isinstance(t, str) for t in texts):
         raise CorruptStoreError(f"{DATABASE}: a record's metadata is not JSON text")
-    value = fmt.parse_json(text.encode("utf-8", "surrogatepass"), f"{DATABASE} metadata")
-    try:
-        check_stored_metadata(value)
-    except ValueError as exc:
-        raise CorruptStoreError(f"{DATABASE}: {exc}") from None
-    return value
+    if not texts:
+        return []
+    # each text must be exactly one JSON value, so the joined array has exactly one item per text
+    values = fmt.parse_json(("[" + ",".join(texts) + "]").encode("utf-8", "surrogatepass"), f"{DATABASE} metadata")
+    if len(values) != len(texts):
+        raise CorruptStoreError(f"{DATABASE}: a record's metadata is not one JSON object")
+    for text, value in zip(texts, values):
+        try:
+            if not isinstance(value, dict):
+                raise ValueError("a record's metadata is not an object")
+            if text.count("{") + text.count("[") > MAX_METADATA_DEPTH or len(text) > MAX_METADATA_BYTES:
+                check_stored_metadata(value, len(text))
+        except ValueError as exc:
+            raise CorruptStoreError(f"{DATABASE}: {exc}") from None
+    return values
 
 
 def _vectors(blobs: list, dim: int | None) -> np.ndarray:
