@@ -64,14 +64,20 @@ def parse_args(parser) -> "argparse.Namespace":
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--dtype",
-        choices=sorted(DTYPES),
-        default="float32",
-        help="backbone dtype of every model in the run; bfloat16 is much faster on CPUs with "
-        "AMX / AVX512-BF16 (README, Performance)",
+        choices=["auto", *sorted(DTYPES)],
+        default="auto",
+        help="backbone dtype of every model in the run (default: the library's automatic choice, "
+        "bfloat16 on CPUs with AMX, see evoembedding_core.devices; the same for every system)",
     )
     args = parser.parse_args()
     apply_threads(args.threads)
-    args.torch_dtype = DTYPES[args.dtype]
+    if args.dtype == "auto":
+        from evoembedding_core.devices import default_dtype
+
+        args.torch_dtype = default_dtype("cpu")
+        args.dtype = str(args.torch_dtype).removeprefix("torch.")
+    else:
+        args.torch_dtype = DTYPES[args.dtype]
     return args
 
 
