@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from .model import EvoEmbeddingModel
 from .recurrence import StreamState, advance, represent_queries
@@ -18,6 +20,8 @@ from .validation import check_int, validate_texts
 
 __all__ = ["STATE_FORMAT_VERSION", "EvoStream", "validate_texts"]  # validate_texts: kept importable from here
 STATE_FORMAT_VERSION = 1
+MAX_STREAM_LENGTH = 2**53
+"""Most segments a saved stream state may count (integers stay exact in JSON and floats below it)."""
 
 
 class EvoStream:
@@ -151,13 +155,16 @@ class EvoStream:
             This stream.
 
         Raises:
-            ValueError: The state belongs to another model, or a shape, counter or value is wrong.
+            ValueError: The state belongs to another model, or a shape, dtype, counter or value is
+                wrong or out of range (counters are bounded by the config and :data:`MAX_STREAM_LENGTH`).
         """
         try:
             memory, chunk_memory, meta = state["memory"], state["chunk_memory"], state["meta"]
         except (KeyError, TypeError):
             raise ValueError("stream state must have 'memory', 'chunk_memory' and 'meta'") from None
         cfg, hidden = self.model.config, self.model.hidden_size
+        if not isinstance(meta, dict):
+            raise ValueError("stream state 'meta' must be a dict")
         if meta.get("format_version") != STATE_FORMAT_VERSION:
             raise ValueError(f"unsupported stream state format_version {meta.get('format_version')!r}")
         if meta.get("model") != self.model.fingerprint():
@@ -165,15 +172,22 @@ class EvoStream:
         for name, tensor in (("memory", memory), ("chunk_memory", chunk_memory)):
             if not isinstance(tensor, torch.Tensor) or tensor.dim() != 2 or tensor.shape[1] != hidden:
                 raise ValueError(f"stream state {name} must be a (m, {hidden}) tensor")
+            if not tensor.is_floating_point():
+                raise ValueError(f"stream state {name} must hold floats, not {tensor.dtype}")
             if tensor.shape[0] > cfg.capacity or tensor.shape[0] % cfg.num_queries:
                 raise ValueError(f"stream state {name} has {tensor.shape[0]} latents; capacity is {cfg.capacity}")
             if not torch.isfinite(tensor).all():
                 raise ValueError(f"stream state {name} contains NaN or inf")
         counters = {k: meta.get(k) for k in ("length", "chunk_segments", "chunk_tokens")}
+        limits = {
+            "length": MAX_STREAM_LENGTH,
+            "chunk_segments": cfg.chunk_segments,
+            "chunk_tokens": max(cfg.chunk_tokens, cfg.max_segment_tokens),
+        }
         for key, value in counters.items():
-            check_int(value, f"stream state {key}", minimum=0)
-        if counters["chunk_segments"] > cfg.chunk_segments or counters["chunk_segments"] > counters["length"]:
-            raise ValueError("stream state chunk_segments is inconsistent with the config or length")
+            check_int(value, f"stream state {key}", minimum=0, maximum=limits[key])
+        if counters["chunk_segments"] > counters["length"]:
+            raise ValueError("stream state chunk_segments is inconsistent with its length")
         if memory.shape[0] > counters["length"] * cfg.num_queries or chunk_memory.shape[0] > memory.shape[0]:
             raise ValueError(f"stream state holds more latents than its {counters['length']} segments can make")
         chunk_ids = _open_chunk_ids(self.model, meta.get("chunk_ids", []), counters)
@@ -198,23 +212,25 @@ class EvoStream:
         """Restore the state saved by :meth:`save` (safetensors only: nothing is unpickled).
 
         Args:
-            path: The file to read.
+            path: The file to read: a regular file, not a symbolic link, FIFO or device.
 
         Returns:
             This stream.
 
         Raises:
-            ValueError: The file is unreadable, fails its checksum, or holds an invalid state.
+            ValueError: The file is not a regular file, is larger than any state of this model,
+                is unreadable, fails its checksum, or holds an invalid state.
         """
+        data = _read_state_file(path, _max_state_bytes(self.model))
         try:
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as handle:
-                header = handle.metadata() or {}
+            header_size = int.from_bytes(data[:8], "little")
+            if len(data) < 8 or header_size > len(data) - 8:
+                raise ValueError("truncated safetensors header")
+            header = json.loads(data[8 : 8 + header_size]).get("__metadata__") or {}
             raw_meta = header.get("evoembedding_stream", "null")
             meta = json.loads(raw_meta)
-            tensors = load_file(str(path))
-        except (SafetensorError, OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            tensors = load(data)
+        except (SafetensorError, ValueError, AttributeError, TypeError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"{path}: not a readable stream state ({exc})") from None
         if not isinstance(meta, dict):
             raise ValueError(f"{path}: missing evoembedding_stream metadata")
@@ -223,6 +239,40 @@ class EvoStream:
         if header.get("sha256") != _state_digest(tensors, raw_meta):
             raise ValueError(f"{path}: stream state fails its sha256 checksum (corrupted or modified)")
         return self.load_state_dict({**tensors, "meta": meta})
+
+
+def _max_state_bytes(model: EvoEmbeddingModel) -> int:
+    """Upper bound on a saved state's size for ``model``: two full float64 queues plus metadata."""
+    cfg = model.config
+    return 2 * cfg.capacity * model.hidden_size * 8 + 64 * max(cfg.chunk_tokens, cfg.max_segment_tokens) + (1 << 20)
+
+
+def _read_state_file(path: str | Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    Symbolic links, FIFOs, sockets and devices are refused before they are opened (a FIFO would
+    block forever), and again on the opened descriptor (the path may be swapped in between).
+    """
+    data = None
+    try:
+        info = os.lstat(path)
+        if stat.S_ISREG(info.st_mode) and info.st_size <= limit:
+            flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+            with os.fdopen(os.open(path, flags | getattr(os, "O_BINARY", 0)), "rb") as handle:
+                info = os.fstat(handle.fileno())
+                if stat.S_ISREG(info.st_mode) and info.st_size <= limit:
+                    data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ValueError(f"{path}: not a readable stream state ({exc})") from None
+    if data is not None and len(data) <= limit:
+        return data
+    if not stat.S_ISREG(info.st_mode):
+        kinds = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO")]
+        kind = next((name for test, name in kinds if test(info.st_mode)), "a device or socket")
+        raise ValueError(f"{path}: not a readable stream state ({kind}, not a regular file)")
+    raise ValueError(
+        f"{path}: not a readable stream state ({info.st_size} bytes, more than any state of this model: {limit})"
+    )
 
 
 def _state_digest(tensors: dict[str, torch.Tensor], meta: str) -> str:

@@ -220,3 +220,91 @@ def test_corrupt_state_is_refused(tiny_causal_model, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="not a readable stream state"):
         tiny_causal_model.stream().load(tmp_path / "junk.safetensors")
+
+
+def _write_state(path, state: dict) -> None:
+    """Write ``state`` as :meth:`EvoStream.save` would, with a valid checksum (whatever its counters)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from evoembedding_core.stream import _state_digest
+
+    tensors = {"memory": state["memory"].contiguous(), "chunk_memory": state["chunk_memory"].contiguous()}
+    meta = json.dumps(state["meta"])
+    save_file(tensors, str(path), metadata={"evoembedding_stream": meta, "sha256": _state_digest(tensors, meta)})
+
+
+def test_out_of_range_counters_are_refused(tiny_causal_model, tmp_path):
+    """D12: every counter read from disk is range-checked (10**30 used to load, then len() overflowed)."""
+    stream = tiny_causal_model.stream()
+    stream.add(TURNS[:3])
+    good = stream.state_dict()
+    cfg = tiny_causal_model.config
+    cases = {
+        "length": [10**30, 2**63, -1, 1.5, True],
+        "chunk_segments": [cfg.chunk_segments + 1, 10**30],
+        "chunk_tokens": [max(cfg.chunk_tokens, cfg.max_segment_tokens) + 1, 10**30],
+    }
+    for key, values in cases.items():
+        for value in values:
+            state = {**good, "meta": {**good["meta"], key: value}}
+            with pytest.raises(ValueError, match=f"stream state {key} must be"):
+                tiny_causal_model.stream().load_state_dict(state)
+            _write_state(tmp_path / "s.safetensors", state)
+            target = tiny_causal_model.stream()
+            with pytest.raises(ValueError, match=f"stream state {key} must be"):
+                target.load(tmp_path / "s.safetensors")
+            assert len(target) == 0
+    with pytest.raises(ValueError, match="must hold floats"):
+        tiny_causal_model.stream().load_state_dict({**good, "memory": good["memory"].to(torch.int32)})
+    with pytest.raises(ValueError, match="'meta' must be a dict"):
+        tiny_causal_model.stream().load_state_dict({**good, "meta": [1]})
+    _write_state(tmp_path / "s.safetensors", good)  # the intact state still loads
+    assert len(tiny_causal_model.stream().load(tmp_path / "s.safetensors")) == 3
+    huge = '{"length": ' + "9" * 5000 + "}"  # more digits than Python converts: still a clear error
+    (tmp_path / "h.safetensors").write_bytes(len(huge).to_bytes(8, "little") + huge.encode())
+    with pytest.raises(ValueError, match="not a readable stream state"):
+        tiny_causal_model.stream().load(tmp_path / "h.safetensors")
+
+
+def test_fifo_symlink_and_oversized_files_are_refused_fast(tiny_causal_model, tmp_path):
+    """D10: a FIFO used to block forever in safe_open; non-regular files are refused before opening."""
+    import os
+    import threading
+    import time
+
+    stream = tiny_causal_model.stream()
+    stream.add(TURNS[:3])
+    stream.save(tmp_path / "good.safetensors")
+    fifo = tmp_path / "fifo.safetensors"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(tmp_path / "good.safetensors")
+    big = tmp_path / "big.safetensors"
+    with open(big, "wb") as handle:
+        handle.truncate(64 * 2**20)  # sparse: larger than any state of this model
+    cases = [(fifo, "a FIFO, not a regular file"), (link, "a symbolic link"), (big, "more than any state")]
+    if os.path.exists("/dev/zero"):
+        cases.append(("/dev/zero", "a device or socket"))
+    for path, message in cases:
+        outcome: list = []
+
+        def attempt(path=path, outcome=outcome):
+            try:
+                tiny_causal_model.stream().load(path)
+                outcome.append(None)
+            except Exception as exc:  # noqa: BLE001 - recorded and checked below
+                outcome.append(exc)
+
+        started = time.monotonic()
+        worker = threading.Thread(target=attempt, daemon=True)
+        worker.start()
+        worker.join(timeout=10)
+        if worker.is_alive():  # unblock the reader so the test process can exit, then fail
+            with open(fifo, "wb"):
+                pass
+            pytest.fail(f"loading {path} blocked")
+        assert isinstance(outcome[0], ValueError) and message in str(outcome[0]), outcome
+        assert time.monotonic() - started < 5
+    assert len(tiny_causal_model.stream().load(tmp_path / "good.safetensors")) == 3
