@@ -312,3 +312,54 @@ def test_missing_base_model_names_the_backbone_override(released, tmp_path):
         copy, device="cpu", dtype=torch.float32, backbone=raw["base_model_name_or_path"]
     )
     assert model.config.backbone == raw["base_model_name_or_path"]
+
+
+def test_shard_index_entries_stay_inside_the_model_directory(released, tmp_path):
+    """D11: weight_map entries outside the directory (``..``, absolute, via a symlink) are refused before opening."""
+    from evoembedding_core.compat.checkpoint import CheckpointReader
+
+    copy = tmp_path / "model"
+    copy.mkdir()
+    for file in released[0].iterdir():
+        (copy / file.name).write_bytes(file.read_bytes())
+    index = copy / "model.safetensors.index.json"
+    weight_map = json.loads(index.read_text())["weight_map"]
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    save_file({"stolen": torch.zeros(2)}, str(outside / "model.safetensors"))
+    (copy / "linked.safetensors").symlink_to(outside / "model.safetensors")
+    entries = ["../outside/model.safetensors", str(outside / "model.safetensors"), "linked.safetensors", ""]
+    for entry in entries:
+        index.write_text(json.dumps({"weight_map": {**weight_map, "stolen": entry}}))
+        with pytest.raises(ValueError, match=f"weight_map entry {entry!r} points outside the model directory"):
+            CheckpointReader(copy)
+        with pytest.raises(ValueError, match="points outside"):
+            EvoEmbeddingModel.from_pretrained(copy, device="cpu")
+    index.write_text(json.dumps({"weight_map": {**weight_map, "ghost.weight": next(iter(weight_map.values()))}}))
+    with pytest.raises(ValueError, match="in no shard: \\['ghost.weight'\\]"):
+        CheckpointReader(copy)
+    for bad in ("{", json.dumps({"weights": {}}), json.dumps({"weight_map": {"a": 1}})):
+        index.write_text(bad)
+        with pytest.raises(ValueError, match="not valid JSON|no 'weight_map'|must map tensor names"):
+            CheckpointReader(copy)
+    index.write_text(json.dumps({"weight_map": weight_map}))
+    reader = CheckpointReader(copy)
+    assert sorted(weight_map) == reader.keys()
+    with pytest.raises(ValueError, match="has no tensor 'mem_to_emb.9.weight'"):
+        reader.shape("mem_to_emb.9.weight")
+    with pytest.raises(ValueError, match="has no tensor"):
+        reader.get("nope")
+
+
+def test_a_hub_cache_snapshot_may_link_to_its_blobs(released, tmp_path):
+    """The Hugging Face cache layout (snapshot files linking to ``../../blobs``) still loads."""
+    from evoembedding_core.compat.checkpoint import CheckpointReader
+
+    repo = tmp_path / "models--acme--evo"
+    snapshot, blobs = repo / "snapshots" / "0123abcd", repo / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    for number, file in enumerate(sorted(released[0].iterdir())):
+        (blobs / f"blob{number}").write_bytes(file.read_bytes())
+        (snapshot / file.name).symlink_to(f"../../blobs/blob{number}")
+    assert CheckpointReader(snapshot).keys() == CheckpointReader(released[0]).keys()
