@@ -133,12 +133,14 @@ class EvoStoreEmbedding(BaseEmbedding):
 
     ``VectorStoreIndex`` asks its embed model for a vector of every node before it hands the nodes
     to the vector store. An ``EvoVectorStore`` reads each node into its document's stream itself
-    (the vector depends on the document's earlier nodes, which the embed model does not see) and
-    encodes queries from their text, so this model answers every request with an empty
-    placeholder vector (``[]``) and no forward pass. Get it from ``EvoVectorStore.embed_model``.
+    (the vector depends on the document's earlier nodes, which the embed model does not see), so
+    this model answers every text with an empty placeholder vector (``[]``) and no forward pass;
+    as the last transformation of an ``IngestionPipeline`` it marks the nodes the pipeline then
+    writes to the store. Get it from ``EvoVectorStore.embed_model``.
 
-    Use it only for indexes, memory blocks and pipelines whose vector store is an
-    ``EvoVectorStore``; any other store needs real vectors (:class:`EvoEmbedding`).
+    The store encodes queries from their text (``is_embedding_query=False``), so nothing asks this
+    model for a query vector; a caller that does (another vector store, ``VectorMemoryBlock``)
+    gets a ``ValueError`` instead of meaningless scores: use :class:`EvoEmbedding` there.
 
     Example:
         >>> store = EvoVectorStore()                                          # doctest: +SKIP
@@ -166,7 +168,10 @@ class EvoStoreEmbedding(BaseEmbedding):
         return self._get_text_embeddings(texts)
 
     def _get_query_embedding(self, query: str) -> Embedding:
-        return []
+        raise ValueError(
+            "EvoStoreEmbedding computes no vectors (EvoVectorStore encodes queries from their text); "
+            "this caller needs real vectors: use EvoEmbedding (or EvoMemoryBlock for chat memory)"
+        )
 
     async def _aget_query_embedding(self, query: str) -> Embedding:
-        return []
+        return self._get_query_embedding(query)

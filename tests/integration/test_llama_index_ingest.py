@@ -115,7 +115,9 @@ def test_from_documents_without_embed_model_argument(minilm_model, monkeypatch):
     assert len(hits) == 2 and hits[0].score >= hits[1].score
     response = index.as_query_engine(llm=MockLLM(), similarity_top_k=1).query("Who adopted a cat?")
     assert len(response.source_nodes) == 1
-    assert store.embed_model.get_query_embedding("anything") == []  # placeholders only: the store encodes
+    assert store.embed_model.get_text_embedding_batch(["a", "b"]) == [[], []]  # placeholders: the store embeds
+    with pytest.raises(ValueError, match="use EvoEmbedding"):  # a caller that needs real query vectors is told so
+        store.embed_model.get_query_embedding("anything")
 
 
 def test_documents_go_to_their_own_streams(minilm_model):
