@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from .data import MAX_SEGMENTS, MAX_TOKENS
+from .limits import MAX_SEGMENTS, MAX_TOKENS
 
 EXAMPLES = """examples:
   evoembedding train --data train.jsonl --eval-data dev.jsonl --out runs/minilm --steps 2000

@@ -34,8 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-MAX_TOKENS = 12 * 1024
-MAX_SEGMENTS = 256
+from .limits import MAX_SEGMENTS, MAX_TOKENS  # noqa: F401 - kept importable from here
 
 
 @dataclass(frozen=True)
