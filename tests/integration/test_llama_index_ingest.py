@@ -81,6 +81,19 @@ def test_index_with_store_embed_model_represents_each_node_once(minilm_model):
     )
 
 
+def test_async_index_and_chat_engines_need_no_vector_from_the_embed_model(minilm_model):
+    nodes = SPLITTER.get_nodes_from_documents(DOCS)
+    store = EvoVectorStore(model=minilm_model)
+    with counted(minilm_model) as counts:
+        index = VectorStoreIndex(
+            nodes=nodes, storage_context=storage(store), embed_model=store.embed_model, use_async=True
+        )
+    assert counts["represent"] == len(nodes)
+    for mode in ("context", "condense_plus_context"):
+        response = index.as_chat_engine(chat_mode=mode, llm=MockLLM(), similarity_top_k=1).chat("Who cooks fish?")
+        assert len(response.source_nodes) == 1
+
+
 def test_an_evo_embedding_as_embed_model_is_the_costly_path_and_warns(minilm_model):
     nodes = SPLITTER.get_nodes_from_documents(DOCS)
     store = EvoVectorStore(model=minilm_model)
