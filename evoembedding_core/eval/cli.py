@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .systems import SYSTEMS, check_system_names
+from .names import SYSTEMS, check_system_names
 
 EPILOG = """examples:
   evoembedding eval --data realtalk --out runs/realtalk
@@ -129,8 +129,9 @@ def _merged(dirs: list[str]) -> dict:
 def _run(args: argparse.Namespace) -> dict:
     from ..model import EvoEmbeddingModel
     from .loaders import load_benchmark
+    from .names import uses_model
     from .runner import evaluate
-    from .systems import build_systems, uses_model
+    from .systems import build_systems
 
     name, conversations = load_benchmark(args.data, args.limit)
     if args.shard:
@@ -147,8 +148,8 @@ def _run(args: argparse.Namespace) -> dict:
     result["model"] = args.model if uses_model(args.systems) else None
     result["limit"] = args.limit
     if args.label:
+        from .names import relabel
         from .runner import rename_system
-        from .systems import relabel
 
         for name in [n for n in result["systems"] if relabel(n, args.label) != n]:
             rename_system(result, name, relabel(name, args.label))
