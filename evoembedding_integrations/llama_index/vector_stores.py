@@ -5,9 +5,9 @@ stream). The store computes the context-aware vectors itself when nodes are adde
 ``embedding`` is not used) and encodes each query against every searched document's memory
 (``is_embedding_query=False``: the index does not embed queries for it). Build indexes with
 ``embed_model=store.embed_model`` (an :class:`~.embeddings.EvoStoreEmbedding`, which computes
-nothing) so that each node is embedded once. ``doc_ids``, ``node_ids``
-and ``MetadataFilters`` are translated by :mod:`.filters` into the store's filter language.
-Similarities are cosines, higher is better.
+nothing) so that each node is embedded once. ``doc_ids``, ``node_ids`` and ``MetadataFilters``
+are translated by :mod:`.filters` into the store's filter language. Similarities are cosines,
+higher is better.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class EvoVectorStore(BasePydanticVectorStore):
         warnings.warn(
             "EvoVectorStore reads each node into its document's stream and ignores node.embedding, so the "
             "embed model's vectors were computed in vain: build the index with embed_model=store.embed_model "
-            "(and leave the embedder out of an IngestionPipeline that writes to this store)",
+            "(in an IngestionPipeline writing to this store, end the transformations with store.embed_model)",
             UserWarning,
             stacklevel=3,
         )
