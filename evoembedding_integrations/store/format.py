@@ -189,9 +189,10 @@ def _decode_stream(n: int, doc: dict, arrays, dim, with_memory: bool, metadata_c
         if not isinstance(memory["meta"], dict) or memory["meta"].get("length") != length:
             raise ValueError("memory state length differs from the stream length")
     records, positions = [], set()
+    validate_texts([item["id"] for item in items], "record ids")  # one pass each, not one call per record
+    validate_texts([item["text"] for item in items], "record texts")
     for item in items:
-        id_, position = validate_id(item["id"], "record id"), item["position"]
-        text = validate_texts([item["text"]], "record text")[0]
+        id_, position, text = item["id"], item["position"], item["text"]
         if not is_int(position) or not 0 <= position < length:
             raise ValueError(f"record {id_!r} has position {position!r} outside the stream (length {length})")
         if position in positions:

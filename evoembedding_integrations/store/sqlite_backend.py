@@ -160,8 +160,9 @@ class SQLiteBackend:
         return self._conn.execute("PRAGMA data_version").fetchone()[0]
 
     def _db_seq(self) -> int:
-        (value,) = self.conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
-        return _counter(int(value), "seq")
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        value = row[0] if row is not None else None
+        return _counter(int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value, "seq")
 
     def header(self) -> dict | None:
         """The stored header (mode, encoder identity, dimension, index options), or ``None`` (new database)."""
