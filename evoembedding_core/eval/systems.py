@@ -13,8 +13,9 @@ from tqdm.auto import tqdm
 
 from ..lexical import reciprocal_rank_fusion, top_ranked
 from ..model import EvoEmbeddingModel
-from ..recurrence import StreamState, represent_queries
+from ..recurrence import StreamState, advance_many, represent_queries
 from ..static import StaticEmbedder
+from ..validation import validate_texts
 from .baselines import BM25Baseline, DenseBaseline
 from .conversation import Conversation
 
@@ -24,7 +25,9 @@ SYSTEMS = ("evo", "evo-query-no-memory", "evo-zero-memory", "minilm", "minilm-da
 """The default comparison. Any base system (:data:`BASE_SYSTEMS`) also runs on dated turns (name +
 ``-dated``), and systems joined by ``+`` are fused (e.g. ``evo-query-no-memory-dated+bm25-dated``)."""
 STREAM_BLOCK = 64
-"""Segments handed to ``EvoStream.add`` per call (results do not depend on it: chunking is split-invariant)."""
+"""Segments of each conversation read per call (results do not depend on it: chunking is split-invariant)."""
+STREAMS_TOGETHER = 64
+"""Conversations :func:`prefetch` streams together, their rows sharing batches (``advance_many``)."""
 
 
 class RetrievalSystem(Protocol):
@@ -65,24 +68,55 @@ class EvoSystem:
             turns = self._encode_empty([s.text for s in conversation.candidates], query=False, progress=progress)
             return self._encode_empty(questions, query=True) @ turns.T
         if conversation.name not in self.streamed:
-            while len(self.streamed) >= 2:  # keep only the conversation in progress, plain and dated
-                del self.streamed[next(iter(self.streamed))]
-            self.streamed[conversation.name] = self._stream(conversation, progress)
-        stream, turns = self.streamed[conversation.name]
-        return stream.encode_queries(questions, memory=self.query_memory) @ turns.T
+            # keep only the conversation in progress, plain and dated (and what prefetch() read)
+            while sum(not prefetched for *_, prefetched in self.streamed.values()) >= 2:
+                del self.streamed[next(k for k, v in self.streamed.items() if not v[-1])]
+            self.streamed.update(self._stream([conversation], progress))
+        state, turns, _ = self.streamed[conversation.name]
+        if not questions:
+            return np.zeros((0, len(turns)), dtype=np.float32)
+        state = state if self.query_memory else StreamState.empty(self.model)
+        with torch.inference_mode():
+            queries = represent_queries(
+                self.model, state, self.model.tokenize(validate_texts(questions, "queries"), query=True)
+            )
+        return queries.cpu().numpy().astype(np.float32) @ turns.T
 
-    def _stream(self, conversation: Conversation, progress: bool):
-        stream, vectors = self.model.stream(), []
-        segments = conversation.segments
-        with tqdm(
-            total=len(segments), desc=f"{self.name} stream", unit="seg", disable=not progress, leave=False
-        ) as bar:
-            for start in range(0, len(segments), STREAM_BLOCK):
-                block = segments[start : start + STREAM_BLOCK]
-                out = stream.add([s.text for s in block])
-                vectors += [v for v, s in zip(out, block) if s.kind == "turn"]
-                bar.update(len(block))
-        return stream, np.stack(vectors)
+    def prefetch(self, conversations: list[Conversation], progress: bool = False) -> None:
+        """Stream many conversations now, :data:`STREAMS_TOGETHER` at a time in shared batches, for
+        the next :meth:`score` calls (which then stream nothing); forgets earlier conversations.
+
+        Each conversation's vectors are the ones :meth:`score` alone would compute (up to float
+        rounding): the streams are independent, only their rows share forward calls.
+        """
+        if self.zero_memory:
+            return
+        self.streamed.clear()
+        for start in range(0, len(conversations), STREAMS_TOGETHER):
+            group = conversations[start : start + STREAMS_TOGETHER]
+            self.streamed.update(self._stream(group, progress, prefetched=True))
+
+    def _stream(self, conversations: list[Conversation], progress: bool, *, prefetched: bool = False) -> dict:
+        """``{name: (final state, turn vectors, prefetched)}`` of conversations streamed together."""
+        texts = [validate_texts([s.text for s in c.segments]) for c in conversations]
+        ids = [self.model.tokenize(t) for t in texts]
+        states = [StreamState.empty(self.model) for _ in conversations]
+        vectors: list[list[torch.Tensor]] = [[] for _ in conversations]
+        total = sum(len(t) for t in texts)
+        with tqdm(total=total, desc=f"{self.name} stream", unit="seg", disable=not progress, leave=False) as bar:
+            for start in range(0, max(len(t) for t in texts), STREAM_BLOCK):
+                blocks = [segments[start : start + STREAM_BLOCK] for segments in ids]
+                with torch.inference_mode():
+                    out, states = advance_many(self.model, states, blocks)
+                for mine, new in zip(vectors, out):
+                    mine.append(new)
+                bar.update(sum(len(b) for b in blocks))
+        streamed = {}
+        for conversation, state, parts in zip(conversations, states, vectors):
+            out = torch.cat(parts).cpu().numpy().astype(np.float32)
+            keep = [i for i, s in enumerate(conversation.segments) if s.kind == "turn"]
+            streamed[conversation.name] = (state, out[keep], prefetched)
+        return streamed
 
     def _encode_empty(self, texts: list[str], *, query: bool, progress: bool = False) -> np.ndarray:
         """Vectors of texts each read over an empty memory (turns as segments, questions as queries)."""
@@ -96,6 +130,34 @@ class EvoSystem:
             with torch.inference_mode():
                 out[block] = represent_queries(self.model, empty, [tokens[i] for i in block]).cpu().numpy()
         return out
+
+
+def prefetch(systems: list[RetrievalSystem], conversations: list[Conversation], progress: bool = False) -> None:
+    """Stream ``conversations`` (plain and dated, as the systems need) for every memory-reading
+    ``evo`` system among ``systems``, many conversations per batch; the systems' next
+    :meth:`~RetrievalSystem.score` calls on them stream nothing. Scores are unchanged.
+
+    Call it on a group of conversations (e.g. :data:`STREAMS_TOGETHER` of them) before scoring
+    that group: the turn vectors of the group stay in memory until the next call.
+    """
+    caches: dict[int, tuple[EvoSystem, set[bool]]] = {}  # systems sharing a cache: stream once
+
+    def visit(system, dated: bool) -> None:
+        if isinstance(system, _LastScores):
+            visit(system.system, dated)
+        elif isinstance(system, DatedSystem):
+            visit(system.system, True)
+        elif isinstance(system, FusedSystem):
+            for part in system.systems:
+                visit(part, dated)
+        elif isinstance(system, EvoSystem) and not system.zero_memory:
+            caches.setdefault(id(system.streamed), (system, set()))[1].add(dated)
+
+    for system in systems:
+        visit(system, False)
+    for system, variants in caches.values():
+        wanted = [dated_conversation(c) if dated else c for dated in sorted(variants) for c in conversations]
+        system.prefetch(wanted, progress=progress)
 
 
 def dated_conversation(conversation: Conversation) -> Conversation:

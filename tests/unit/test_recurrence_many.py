@@ -96,3 +96,28 @@ def test_advance_many_edge_cases(small_chunks_minilm):
     assert [v.shape for v in vectors] == [(0, model.output_dim)] * 2 and states == [empty, empty]
     with pytest.raises(ValueError, match="one list of segments per state"):
         advance_many(model, [empty], [[], []])
+
+
+def test_eval_prefetch_streams_many_conversations_with_the_same_scores(small_chunks_minilm):
+    from evoembedding_core.eval.conversation import Conversation, Question, Segment
+    from evoembedding_core.eval.systems import build_systems, prefetch
+
+    def conversation(name: str, turns: list[str]) -> Conversation:
+        segments = [Segment("Session date: 1 May 2023", kind="header", date="01.05.2023")]
+        segments += [Segment(t, turn_id=f"{name}-{i}", date="01.05.2023") for i, t in enumerate(turns)]
+        questions = [Question(f"{name}-q", "Where does Ana live now?", (f"{name}-2",))]
+        return Conversation(name=name, segments=segments, questions=questions)
+
+    conversations = [conversation("a", TURNS), conversation("b", TURNS[::-1]), conversation("c", TURNS[2:6])]
+    names = ["evo", "evo-query-no-memory-dated", "evo-zero-memory"]
+    alone = build_systems(names, model=small_chunks_minilm)
+    want = [[s.score(c) for s in alone] for c in conversations]
+    together = build_systems(names, model=small_chunks_minilm)
+    prefetch(together, conversations)
+    cache = together[0].system.streamed
+    assert sorted(cache) == ["a", "a-dated", "b", "b-dated", "c", "c-dated"]
+    for c, scores in zip(conversations, want):
+        for system, expected in zip(together, scores):
+            assert system.score(c).shape == expected.shape == (1, len(c.candidates))
+            assert abs(system.score(c) - expected).max() < 1e-5
+    assert sorted(cache) == ["a", "a-dated", "b", "b-dated", "c", "c-dated"]  # nothing streamed again
