@@ -7,6 +7,11 @@ Also reports the bytes of one stream's state (``state_dict`` tensors and its sav
 
     .venv/bin/python benchmarks/memory.py --turns 10000
     .venv/bin/python benchmarks/memory.py --turns 2000        # what ``make bench`` runs
+    MALLOC_MMAP_THRESHOLD_=65536 .venv/bin/python benchmarks/memory.py --turns 2000 --out ...
+    .venv/bin/python benchmarks/memory.py --turns 2000 --malloc-trim --out ...
+
+The glibc allocator settings in the environment (``MALLOC_*``) are recorded with the results;
+``--malloc-trim`` calls glibc's ``malloc_trim(0)`` after every call (returns freed heap pages).
 
 Prints a table and writes ``benchmarks/results/memory.json``.
 """
@@ -14,8 +19,11 @@ Prints a table and writes ``benchmarks/results/memory.json``.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import resource
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +50,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=10_000)
     parser.add_argument("--call-size", type=int, default=100)
+    parser.add_argument("--malloc-trim", action="store_true", help="glibc malloc_trim(0) after every call")
     args = parse_args(parser)
+    trim = ctypes.CDLL("libc.so.6").malloc_trim if args.malloc_trim else None
+    trim_s = 0.0
 
     model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
     turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)
@@ -56,6 +67,10 @@ def main() -> None:
         batch = turns[start : start + args.call_size]
         kept_vectors.append(stream.add(batch))
         kept_texts += batch
+        if trim is not None:
+            start_trim = time.perf_counter()
+            trim(0)
+            trim_s += time.perf_counter() - start_trim
         kept = sum(v.nbytes for v in kept_vectors) + sum(len(t.encode()) for t in kept_texts)
         samples.append({"turns": len(kept_texts), "rss_mb": round(rss_bytes() / MB, 1), "kept_mb": round(kept / MB, 2)})
     kept = sum(v.nbytes for v in kept_vectors) + sum(len(t.encode()) for t in kept_texts)
@@ -91,6 +106,8 @@ def main() -> None:
         "memory",
         {
             "args": vars(args) | {"out": str(args.out)},
+            "malloc_env": {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")},
+            "malloc_trim_seconds": round(trim_s, 3),
             "rss_baseline_mb": round(baseline / MB, 1),
             "rss_after_first_call_mb": first["rss_mb"],
             "rss_growth_after_first_call_mb": round(growth / MB, 1),
