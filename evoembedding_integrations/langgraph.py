@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import threading
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -125,7 +124,6 @@ class EvoLangGraphStore(BaseStore):
         else:
             store = EvoStore(model, path=path, **options)
         self.store = store
-        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------ the BaseStore contract
     def batch(self, ops: Iterable[Op]) -> list[Result]:
@@ -157,25 +155,25 @@ class EvoLangGraphStore(BaseStore):
             elif not isinstance(op, (GetOp, SearchOp, ListNamespacesOp)):
                 raise ValueError(f"Unknown operation type: {type(op)}")
         results: list[Result] = []
-        with self._lock:
-            n = 0
-            while n < len(ops):
-                op = ops[n]
-                if isinstance(op, PutOp):
-                    run = []
-                    while n < len(ops) and isinstance(ops[n], PutOp):
-                        run.append(ops[n])
-                        results.append(None)
-                        n += 1
-                    self._put(run)
-                    continue
-                if isinstance(op, GetOp):
-                    results.append(self._get(op.namespace, op.key))
-                elif isinstance(op, SearchOp):
-                    results.append(self._search(op))
-                else:
-                    results.append(self._list_namespaces(op))
-                n += 1
+        # No lock of its own: the EvoStore is thread-safe, and a search never waits for an add.
+        n = 0
+        while n < len(ops):
+            op = ops[n]
+            if isinstance(op, PutOp):
+                run = []
+                while n < len(ops) and isinstance(ops[n], PutOp):
+                    run.append(ops[n])
+                    results.append(None)
+                    n += 1
+                self._put(run)
+                continue
+            if isinstance(op, GetOp):
+                results.append(self._get(op.namespace, op.key))
+            elif isinstance(op, SearchOp):
+                results.append(self._search(op))
+            else:
+                results.append(self._list_namespaces(op))
+            n += 1
         return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
@@ -191,8 +189,7 @@ class EvoLangGraphStore(BaseStore):
         Returns:
             The directory.
         """
-        with self._lock:
-            return self.store.save(path)
+        return self.store.save(path)
 
     def stream_of(self, namespace: tuple[str, ...]) -> str:
         """The stream holding a namespace's items (its first ``stream_depth`` labels joined by ``.``)."""
@@ -237,9 +234,6 @@ class EvoLangGraphStore(BaseStore):
             self.store.delete(removed)
         if texts:
             self.store.add(texts, stream_id=streams, ids=ids, metadatas=metadatas, progress=False)
-        for stream_id in {r.stream_id for r in existing.values()} - set(streams):
-            if not self.store.ids(stream_id):
-                self.store.delete_stream(stream_id)  # a namespace left empty: its memory starts afresh
 
     def _text(self, value: dict, index: Any) -> str | None:
         """The text to embed for a value, or ``None`` for no vector."""

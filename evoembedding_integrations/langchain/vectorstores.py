@@ -223,7 +223,9 @@ class EvoVectorStore(VectorStore):
         return stream_of(document.page_content, document.metadata, self.stream_key)
 
     def _rereads(self, record: Record) -> bool:
-        """Whether an edit of this entry re-reads its stream."""
+        """Whether an edit of this entry re-reads its stream (never in a plain store: no memory, nothing to redo)."""
+        if self.store.mode == "plain":
+            return False
         if self.reread == "always":
             return True
         if self.reread == "never" or "stream_id" in record.metadata:

@@ -120,6 +120,10 @@ def test_re_adding_a_documents_ids_rereads_its_stream(model):
     before = conversation.store.vectors(["n2"])
     conversation.delete(["n1"])
     np.testing.assert_allclose(conversation.store.vectors(["n2"]), before, atol=1e-6)
+    forgetting = EvoVectorStore(model, reread="always")  # ... unless every edited stream is re-read
+    forgetting.add_texts(NOTES, ids=ids, stream_id="ana")
+    forgetting.delete(["n1"])
+    np.testing.assert_allclose(forgetting.store.vectors(["n0", "n2"]), fresh(model, [NOTES[0], NOTES[2]]), atol=1e-5)
 
 
 def test_from_texts_and_from_documents_pass_every_option_through(model):

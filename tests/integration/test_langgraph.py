@@ -85,7 +85,7 @@ def test_put_get_update_delete_and_timestamps(store):
     store.delete(("memories", "ana"), "a0")
     assert store.get(("memories", "ana"), "a0") is None and len(store.store) == 0
     store.delete(("memories", "ana"), "never-there")  # deleting a missing item is fine
-    assert store.list_namespaces() == [] and store.store.streams() == []  # an emptied namespace is gone
+    assert store.list_namespaces() == [] and len(store.store) == 0  # an emptied namespace is not listed
     reference = InMemoryStore()
     for target in (store, reference):
         target.put(("memories", "ana"), "x", {"content": ANA[0]})
@@ -366,3 +366,27 @@ def test_the_langgraph_memory_example_runs(tmp_path, capsys):
     assert recalled[0] == "Last spring I moved to Oslo for a new job." and len(recalled) == 2
     assert "namespaces: [('memories', 'ana'), ('memories', 'bob')]" in capsys.readouterr().out
     assert (tmp_path / "mem").is_dir()
+
+
+def test_a_search_does_not_wait_for_a_long_put_in_another_thread(model):
+    import threading
+
+    store = EvoLangGraphStore(model, query_memory=False, fields=["content"])
+    store.put(("memories", "ana"), "a0", {"content": ANA[1]})
+    notes = [f"Bob's note number {n} about his cello." for n in range(5000)]
+    started = time.perf_counter()
+    model.stream().add(notes[:20])
+    rate = 20 / (time.perf_counter() - started)
+    count = int(min(5000, max(100, 8.0 * rate)))  # about 8 s of embedding on this machine
+    ops = [PutOp(("memories", "bob"), f"b{n}", {"content": text}) for n, text in enumerate(notes[:count])]
+    writer = threading.Thread(target=store.batch, args=(ops,))
+    writer.start()
+    time.sleep(0.5)  # the writer is embedding by now
+    started = time.perf_counter()
+    found = store.search(("memories", "ana"), query="Which pet does Ana have?")
+    elapsed = time.perf_counter() - started
+    still_writing = writer.is_alive()
+    writer.join()
+    assert [i.key for i in found] == ["a0"]
+    assert still_writing, f"the search ({elapsed:.1f} s) waited for the put of {count} items"
+    assert len(store.search(("memories", "bob"), limit=count)) == count
