@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
 
 EMBED_CHUNK = 32
-"""Texts embedded per step of a bulk add (the model's lock is released between steps, and progress
-is reported after each). A stream read in several steps gets the vectors of one pass up to float
-rounding (about 1e-6)."""
+"""Texts per progress step of a bulk add."""
+EVO_STEP = 8
+"""Texts an EvoEmbedding model reads per step of an add: the model's lock is released (and handed
+to a waiting search) between steps, so a search waits for one step, not for the whole add. A stream
+read in several steps gets the vectors of one pass up to float rounding (about 1e-6)."""
+HANDOFF_S = 0.002
+"""Pause between two steps, so a thread waiting for the model's lock gets it."""
 
 
 class StreamGuards:
@@ -81,20 +86,24 @@ def _stderr_is_a_terminal() -> bool:
 
 
 def embed_in_chunks(encoder, texts, stream_of, memories, dim, report, *, chunked: bool):
-    """``encoder.embed`` over the texts in steps of :data:`EMBED_CHUNK` (one step if not ``chunked``
-    and nothing is reported), each step reading on from the memories the previous one left.
+    """``encoder.embed`` over the texts in steps (:data:`EVO_STEP` texts if ``chunked``, else
+    :data:`EMBED_CHUNK` when progress is reported, else one step), each step reading on from the
+    memories the previous one left.
 
     Returns:
         ``(vectors, memories)`` as ``encoder.embed`` returns them for all the texts.
     """
-    if len(texts) <= EMBED_CHUNK or (not chunked and report is None):
+    step_size = EVO_STEP if chunked else EMBED_CHUNK
+    if len(texts) <= step_size or (not chunked and report is None):
         vectors, advanced = encoder.embed(texts, stream_of, memories, dim)
         if report is not None:
             report(len(texts), len(texts))
         return vectors, advanced
     parts, current, advanced = [], dict(memories), {}
-    for start in range(0, len(texts), EMBED_CHUNK):
-        end = min(start + EMBED_CHUNK, len(texts))
+    for start in range(0, len(texts), step_size):
+        if start:
+            time.sleep(HANDOFF_S)
+        end = min(start + step_size, len(texts))
         vectors, step = encoder.embed(texts[start:end], stream_of[start:end], current, dim)
         current.update(step)
         advanced.update(step)

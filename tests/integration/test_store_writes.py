@@ -1,0 +1,114 @@
+"""The write path: embedding outside the store's lock (a search on one stream answers while a long
+add to another runs), adds to one stream kept in order, and ``progress=`` on bulk adds."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from fuzz_strategies import HashingEmbeddings, assert_consistent
+
+from evoembedding_integrations.store import EvoStore
+from evoembedding_integrations.store.writing import EMBED_CHUNK
+
+
+class SlowEmbeddings(HashingEmbeddings):
+    """A plain embedder that takes ``delay`` seconds per text (a remote API, a big model)."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    def __call__(self, texts):
+        time.sleep(self.delay * len(texts))
+        return super().__call__(texts)
+
+
+def search_while_adding(store: EvoStore, texts: list[str], query: str) -> tuple[list[float], float]:
+    """Search stream "a" repeatedly while one thread adds ``texts`` to stream "b"; the search times and the add's."""
+    started, done, took = threading.Event(), threading.Event(), []
+
+    def add():
+        start = time.perf_counter()
+        started.set()
+        store.add(texts, stream_id="b", progress=False)
+        took.append(time.perf_counter() - start)
+        done.set()
+
+    thread = threading.Thread(target=add)
+    thread.start()
+    started.wait()
+    times = []
+    while not done.is_set() or not times:
+        start = time.perf_counter()
+        hits = store.search(query, k=2, stream_ids="a")
+        times.append(time.perf_counter() - start)
+        assert hits and all(h.stream_id == "a" for h in hits)
+        time.sleep(0.05)
+    thread.join()
+    return times, took[0]
+
+
+def test_a_search_answers_while_a_2000_turn_add_runs(tmp_path):
+    store = EvoStore(embeddings=SlowEmbeddings(0.0015), path=tmp_path / "s")
+    store.add(["ana likes tea", "ana moved to Oslo"], stream_id="a")
+    turns = [f"turn {i}: bob talks about topic {i % 17}" for i in range(2000)]
+    times, add_s = search_while_adding(store, turns, "tea")
+    assert add_s > 2.5 and len(times) > 10  # the add embedded for seconds, searches went on meanwhile
+    assert max(times) < 1.0, f"a search waited {max(times):.2f} s"
+    assert len(store.ids("b")) == 2000 and [r.position for r in store.get(store.ids("b"))] == list(range(2000))
+
+
+def test_a_search_answers_while_a_real_model_add_runs(minilm_model):
+    store = EvoStore(minilm_model)
+    store.add(["I grew up in Porto.", "Last month I moved to Oslo."], stream_id="a")
+    turns = [f"Bob, turn {i}: I went hiking near the lake and saw {i} birds." for i in range(48)]
+    times, add_s = search_while_adding(store, turns, "Where do I live?")
+    assert max(times) < 1.0, f"a search waited {max(times):.2f} s (the add took {add_s:.1f} s)"
+    assert len(store.stream("b")) == len(turns)
+    reference = minilm_model.stream()  # chunked reading equals one pass, up to float rounding
+    np.testing.assert_allclose(store.vectors(store.ids("b")), reference.add(turns), atol=1e-5)
+
+
+def test_concurrent_adds_to_one_stream_stay_in_order(tmp_path):
+    store = EvoStore(embeddings=SlowEmbeddings(0.002), path=tmp_path / "s")
+    errors = []
+
+    def worker(n):
+        try:
+            for i in range(10):
+                store.add([f"w{n} text {i}", f"w{n} text {i} bis"], stream_id="shared", ids=[f"{n}-{i}", f"{n}-{i}b"])
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    records = store.get(store.ids("shared"))
+    assert [r.position for r in records] == list(range(80))
+    for n in range(4):  # each call's two texts are adjacent, each thread's calls in its order
+        mine = [r for r in records if r.id.startswith(f"{n}-")]
+        assert [r.id for r in mine] == [x for i in range(10) for x in (f"{n}-{i}", f"{n}-{i}b")]
+        assert all(b.position == a.position + 1 for a, b in zip(mine[::2], mine[1::2]))
+    assert_consistent(EvoStore.open(tmp_path / "s", embeddings=HashingEmbeddings()))
+
+
+def test_progress_option(capsys):
+    store = EvoStore(embeddings=HashingEmbeddings())
+    calls = []
+    texts = [f"text {i}" for i in range(3 * EMBED_CHUNK + 5)]
+    store.add(texts, stream_id="a", progress=lambda done, total: calls.append((done, total)))
+    n = len(texts)
+    assert calls[-1] == (n, n) and [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) == 4
+    store.add(texts[:5], stream_id="b", progress=False)
+    store.add(texts[:5], stream_id="c")  # stderr is not a terminal here: silent by default
+    assert capsys.readouterr().err == ""
+    store.add(texts, stream_id="d", progress=True)
+    assert f"{n}/{n}" in capsys.readouterr().err
+    with pytest.raises(TypeError, match="progress"):
+        store.add(["x"], progress="yes")
+    assert len(store) == 2 * n + 10
