@@ -26,9 +26,9 @@ Design decisions:
   the others committed. A directory saved by an earlier version is imported on first open. With
   ``autosave=False`` the memory is loaded into memory and only :meth:`save` writes (unsaved
   changes are lost on a crash). Without a path nothing is written.
-* **Thread safety.** All methods may be called from many threads. Mutations (and their saves) are
-  serialised by one lock per store (shared by every ``EvoAgentMemory`` and adapter on that store);
-  searches run concurrently with each other under the store's own lock.
+* **Thread safety.** All methods may be called from many threads. Mutations are serialised by one
+  lock per store (shared by every ``EvoAgentMemory`` and adapter on that store); searches run
+  concurrently with each other under the store's own lock, and texts are embedded outside it.
 * **Update** replaces the text and/or the caller's metadata and re-reads the entry at the end of
   its stream (the id, the stream and the reserved fields are kept, ``updated_at`` is refreshed). It
   is the one read-modify-write of the library: the mem0, LightMem and A-MEM adapters call it.
