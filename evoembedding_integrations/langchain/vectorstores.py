@@ -1,9 +1,11 @@
 """EvoVectorStore: a LangChain ``VectorStore`` on :class:`~evoembedding_integrations.store.EvoStore`.
 
 With EvoEmbedding (the default) every stream is read in order by its own memory and each query is
-encoded against the memory of every searched stream. Given any other LangChain ``Embeddings`` it is
-a plain, safe FAISS store (no pickle). Streams, stable ids, metadata filters, MMR, hybrid BM25 search
-and the verified persistence all come from the store.
+encoded against the memory of every searched stream. Documents are read one stream per
+``metadata["source"]`` by default (the stream key, see :mod:`.stream_keys`), and an edited
+document's stream is read again from its start. Given any other LangChain ``Embeddings`` it is a
+plain, safe FAISS store (no pickle). Streams, stable ids, metadata filters, MMR, hybrid BM25 search
+and persistence (``path=`` for a durable store, or ``save_local``) all come from the store.
 """
 
 from __future__ import annotations
@@ -124,6 +126,7 @@ class EvoVectorStore(VectorStore):
         ids: list[str | None] | None = None,
         stream_id: str | None = None,
         stream_key: Any = _UNSET,
+        progress: Any = None,
         **kwargs: Any,
     ) -> list[str]:
         """Add texts to their streams, in order.
@@ -136,6 +139,8 @@ class EvoVectorStore(VectorStore):
             stream_id: The stream of every text; ``None`` takes each text's stream from its
                 metadata (``"stream_id"``, else the stream key, else ``"default"``).
             stream_key: Overrides the store's stream key for this call.
+            progress: As for :meth:`EvoStore.add`: ``None`` (a bar for bulk adds in a terminal),
+                ``True`` / ``False``, or a callable ``(done, total)``.
             **kwargs: Ignored (LangChain's signature, e.g. the indexing API's ``batch_size``).
 
         Returns:
@@ -155,10 +160,10 @@ class EvoVectorStore(VectorStore):
             replaced = self.store.get(given) if given and self.reread != "never" else []
             reread = {r.stream_id for r in replaced if self._rereads(r)}
             if not reread:
-                return self.store.add(texts, stream_id=streams, ids=ids, metadatas=metadatas)
-            return self._add_rereading(texts, streams, ids, metadatas, reread)
+                return self.store.add(texts, stream_id=streams, ids=ids, metadatas=metadatas, progress=progress)
+            return self._add_rereading(texts, streams, ids, metadatas, reread, progress)
 
-    def _add_rereading(self, texts, streams, ids, metadatas, reread: set[str]) -> list[str]:
+    def _add_rereading(self, texts, streams, ids, metadatas, reread: set[str], progress: Any = None) -> list[str]:
         """Add texts, reading the streams in ``reread`` again from their start with the new texts in place."""
         n = len(texts)
         streams = [streams] * n if isinstance(streams, str) else list(streams)
@@ -181,13 +186,14 @@ class EvoVectorStore(VectorStore):
             plans[sid] = _reading_order(content)
         rest = [i for i in ids if new[i][2] not in plans]
         for sid, content in plans.items():
-            self._replace_stream(sid, content)
+            self._replace_stream(sid, content, progress)
         if rest:
             self.store.add(
                 [new[i][0] for i in rest],
                 stream_id=[new[i][2] for i in rest],
                 ids=rest,
                 metadatas=[new[i][1] for i in rest],
+                progress=progress,
             )
         return ids
 
@@ -233,12 +239,12 @@ class EvoVectorStore(VectorStore):
         named = stream_of(record.text, record.metadata, self.stream_key)
         return named == record.stream_id and named != DEFAULT_STREAM
 
-    def _replace_stream(self, stream_id: str, content: list[tuple[str, str, dict]]) -> None:
+    def _replace_stream(self, stream_id: str, content: list[tuple[str, str, dict]], progress: Any = None) -> None:
         """Drop a stream (entries and memory) and read ``(id, text, metadata)`` into it afresh, in order."""
         self.store.delete_stream(stream_id)
         if content:
             ids, texts, metadatas = (list(column) for column in zip(*content))
-            self.store.add(texts, stream_id=stream_id, ids=ids, metadatas=metadatas)
+            self.store.add(texts, stream_id=stream_id, ids=ids, metadatas=metadatas, progress=progress)
 
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """The stored documents with these ids (missing ids are skipped), in the given order."""

@@ -69,8 +69,10 @@ def test_stream_precedence_explicit_id_key_and_callable(model):
     by_length.add_texts(["hi", "hey", "yo"], ids=["1", "2", "3"])
     assert by_length.store.streams() == ["len-2", "len-3"]
     assert by_length.stream_of(Document(page_content="abc")) == "len-3"
+    calls = []
     plain = EvoVectorStore(model, stream_key=None)
-    plain.add_documents(chunks("notes.md", NOTES[:1]))
+    plain.add_documents(chunks("notes.md", NOTES[:1]), progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1] == (1, 1)
     assert plain.store.streams() == ["default"]
     with pytest.raises(TypeError, match="stream_key"):
         EvoVectorStore(model, stream_key=3)
