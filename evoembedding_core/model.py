@@ -19,8 +19,6 @@ backbone's pooled embedding (mean-pooled MiniLM = sentence-transformers' all-Min
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,9 +26,9 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 from torch import nn
 
+from . import weights as _weights
 from .backbones import (
     Backbone,
     default_lora_targets,
@@ -38,19 +36,15 @@ from .backbones import (
     load_backbone,
     tokenize_segments,
     transformer_body,
-    weights_digest,
 )
 from .config import EvoEmbeddingConfig
-from .lora import MEMORY_ADAPTER, RETRIEVER_ADAPTER, LoraAdapters, is_lora_parameter
+from .lora import MEMORY_ADAPTER, RETRIEVER_ADAPTER, LoraAdapters
+from .weights import CONFIG_NAME, HEAD_NAMES, WEIGHTS_NAME, is_trainable_name  # noqa: F401 - kept importable here
 
 if TYPE_CHECKING:
     from .stream import EvoStream
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
-HEAD_NAMES = frozenset({"memory_queries", "latent_to_mem", "mem_to_latent", "mem_to_emb"})
-"""Top-level names of the trained parts besides the LoRA weights."""
 
 
 class EvoEmbeddingModel(nn.Module):
@@ -148,7 +142,7 @@ class EvoEmbeddingModel(nn.Module):
 
     def trainable_named_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """``(name, parameter)`` of :meth:`trainable_parameters`, in registration order."""
-        return [(n, p) for n, p in self.named_parameters() if _is_trainable_name(n)]
+        return [(n, p) for n, p in self.named_parameters() if is_trainable_name(n)]
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         """The trained tensors by name (detached): what :meth:`save_pretrained` writes."""
@@ -380,17 +374,7 @@ class EvoEmbeddingModel(nn.Module):
             SHA-256 (hex) over the config, the trained weights and :meth:`backbone_digest`; cached
             until the config or a weight changes (every stream save and load asks for it).
         """
-        config = json.dumps(self.config.to_dict(), sort_keys=True)
-        named = sorted(self.trainable_named_parameters())
-        key = (config, tuple((p.data_ptr(), p._version) for _, p in named), self.backbone_digest())
-        if self._fingerprint_cache is None or self._fingerprint_cache[0] != key:
-            digest = hashlib.sha256(config.encode())
-            for name, param in named:
-                digest.update(name.encode())
-                digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
-            digest.update(key[2].encode())
-            self._fingerprint_cache = (key, digest.hexdigest())
-        return self._fingerprint_cache[1]
+        return _weights.fingerprint(self)
 
     def backbone_digest(self) -> str:
         """Identify the frozen weights actually loaded (backbone, bundled embedding model) and the
@@ -400,11 +384,7 @@ class EvoEmbeddingModel(nn.Module):
             See :func:`~evoembedding_core.backbones.weights_digest`; computed on first use and cached
             until a frozen weight is replaced or changed in place.
         """
-        frozen = [p for n, p in self.named_parameters() if not _is_trainable_name(n)]
-        key = tuple((p.data_ptr(), p._version) for p in frozen)
-        if self._backbone_cache is None or self._backbone_cache[0] != key:
-            self._backbone_cache = (key, weights_digest(frozen, self.tokenizer))
-        return self._backbone_cache[1]
+        return _weights.backbone_digest(self)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (adapters, queries, heads; no backbone).
@@ -415,12 +395,7 @@ class EvoEmbeddingModel(nn.Module):
         Returns:
             The directory.
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        self.config.save(directory / CONFIG_NAME)
-        tensors = {n: t.contiguous().cpu() for n, t in self.trainable_state_dict().items()}
-        save_file(tensors, directory / WEIGHTS_NAME, metadata={"format": "evoembedding"})
-        return directory
+        return _weights.save_trained(self, directory)
 
     def load_trained_weights(self, tensors: dict[str, torch.Tensor]) -> None:
         """Copy trained tensors into the model.
@@ -431,15 +406,7 @@ class EvoEmbeddingModel(nn.Module):
         Raises:
             ValueError: A tensor is missing, unexpected or mis-shaped (nothing is copied then).
         """
-        own = dict(self.trainable_named_parameters())
-        missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
-        if missing or unexpected:
-            raise ValueError(f"checkpoint does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
-        with torch.no_grad():
-            for name, param in own.items():
-                if tensors[name].shape != param.shape:
-                    raise ValueError(f"{name}: checkpoint shape {tuple(tensors[name].shape)} != {tuple(param.shape)}")
-                param.copy_(tensors[name])
+        _weights.load_trained(self, tensors)
 
     # ------------------------------------------------------------------ loading (see loading.py)
     # Lazy imports: loading.py sits above model.py in the layering; these are public conveniences.
@@ -480,7 +447,3 @@ class EvoEmbeddingModel(nn.Module):
         from .loading import default
 
         return default(cls=cls, device=device, dtype=dtype)
-
-
-def _is_trainable_name(name: str) -> bool:
-    return is_lora_parameter(name) or name.split(".")[0] in HEAD_NAMES

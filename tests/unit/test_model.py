@@ -261,3 +261,14 @@ def test_fingerprint_covers_the_backbone_replaced_at_the_same_path(tiny_causal_m
     with torch.no_grad():  # a frozen weight changed in place invalidates the cached digest
         next(p for n, p in third.named_parameters() if "lora_" not in n and "embed" in n).add_(1.0)
     assert third.fingerprint() != fingerprint
+
+
+def test_a_mis_shaped_checkpoint_copies_nothing(adapted_tiny_causal_model, tiny_causal_model):
+    copy = EvoEmbeddingModel(tiny_causal_model.config, device="cpu")
+    before = copy.fingerprint()
+    tensors = dict(adapted_tiny_causal_model.trainable_state_dict())
+    last = list(tensors)[-1]
+    tensors[last] = torch.zeros(3)
+    with pytest.raises(ValueError, match="checkpoint shape"):
+        copy.load_trained_weights(tensors)
+    assert copy.fingerprint() == before
