@@ -9,7 +9,12 @@ Shared by the LangChain and LlamaIndex integrations and the agent memory.
 
 The package, one concept per module:
 
-* :mod:`.evo_store`: :class:`EvoStore` (streams, ids, add / get / delete, search, MMR, save / load).
+* :mod:`.evo_store`: :class:`EvoStore` (streams, ids, add / get / delete, search, MMR).
+* :mod:`.persistence`: durable stores (``EvoStore(path=...)``, ``EvoStore.open``), catching up with
+  other processes, snapshots (``save`` / ``load``).
+* :mod:`.sqlite_backend`: :class:`SQLiteBackend`, the durable layer (one SQLite database per store,
+  one transaction per change).
+* :mod:`.writing`: the write path (embedding outside the lock, per-stream order, progress).
 * :mod:`.encoders`: the EvoEmbedding and plain-embedder encoders behind one interface; the
   process-wide model cache (:func:`resolve_model`).
 * :mod:`.index`: the FAISS index of one stream (flat / HNSW), vector normalising, MMR selection.
@@ -25,15 +30,19 @@ from .encoders import Encoder, EvoEncoder, PlainEncoder, model_lock, resolve_mod
 from .evo_store import DEFAULT_STREAM, EvoStore
 from .filters import MAX_FILTER_DEPTH, OPERATORS, compile_filter
 from .format import FORMAT, FORMAT_VERSION, MANIFEST, MAX_MANIFEST_BYTES
-from .records import CorruptStoreError, Hit, ModelMismatchError, Record
+from .records import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, CorruptStoreError, Hit, ModelMismatchError, Record
+from .sqlite_backend import DATABASE, SQLiteBackend, StorageError
 
 __all__ = [
+    "DATABASE",
     "DEFAULT_STREAM",
     "FORMAT",
     "FORMAT_VERSION",
     "MANIFEST",
     "MAX_FILTER_DEPTH",
     "MAX_MANIFEST_BYTES",
+    "MAX_METADATA_BYTES",
+    "MAX_METADATA_DEPTH",
     "OPERATORS",
     "Backend",
     "Change",
@@ -46,6 +55,8 @@ __all__ = [
     "ModelMismatchError",
     "PlainEncoder",
     "Record",
+    "SQLiteBackend",
+    "StorageError",
     "compile_filter",
     "model_lock",
     "resolve_model",

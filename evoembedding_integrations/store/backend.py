@@ -7,10 +7,12 @@ FAISS indexes, stream memories). Each mutating call (``add``, ``delete``, ``dele
 store exactly as it was, in memory and on disk.
 
 :class:`MemoryBackend`, the default, keeps nothing: durability comes from explicit snapshots
-(``EvoStore.save`` / ``EvoStore.load``, see :mod:`.format`). A durable backend (one embedded
-database per store, one transaction per change) implements :class:`Backend`: ``apply`` commits a
-change before returning, and ``open`` returns the streams to build the in-memory store from, in
-the same :class:`~.format.StreamSnapshot` form that snapshots use.
+(``EvoStore.save`` / ``EvoStore.load``, see :mod:`.format`). The durable backend,
+:class:`~.sqlite_backend.SQLiteBackend` (one SQLite database per store, one transaction per
+change), implements :class:`Backend`: ``apply`` commits a change before returning (or raises
+``StaleStore`` when another writer committed first, and the store catches up and plans again), and
+``open`` returns the streams to build the in-memory store from, in the same
+:class:`~.format.StreamSnapshot` form that snapshots use.
 """
 
 from __future__ import annotations

@@ -33,16 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from evoembedding_core.validation import is_int
-
 from . import format as fmt
+from . import sqlite_rows as db_rows
 from .backend import AddedEntry, Change
 from .format import StreamSnapshot
-from .records import MAX_METADATA_BYTES, MAX_METADATA_DEPTH, CorruptStoreError, check_stored_metadata
+from .records import CorruptStoreError
+from .sqlite_rows import DATABASE
 
-DATABASE = "evostore.sqlite3"
 DB_FORMAT = "evoembedding-store-sqlite"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 60_000
@@ -162,7 +159,9 @@ class SQLiteBackend:
     def _db_seq(self) -> int:
         row = self._conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
         value = row[0] if row is not None else None
-        return _counter(int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value, "seq")
+        return db_rows.counter(
+            int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else value, "seq"
+        )
 
     def header(self) -> dict | None:
         """The stored header (mode, encoder identity, dimension, index options), or ``None`` (new database)."""
@@ -207,15 +206,15 @@ class SQLiteBackend:
         for row in rows:
             by_stream.setdefault(row[0], []).append(row)
         docs, arrays = [], {}
-        metadatas = iter(_metadatas([row[4] for row in rows]))
+        metadatas = iter(db_rows.parse_metadatas([row[4] for row in rows]))
         for n, (sid, length, memory, chunk_memory, state) in enumerate(streams):
             items = by_stream.get(sid, [])
-            doc = {"id": sid, "length": _counter(length, "stream length"), "records": []}
+            doc = {"id": sid, "length": db_rows.counter(length, "stream length"), "records": []}
             for _, id_, position, text, _metadata_text, _vector in items:
                 doc["records"].append({"id": id_, "position": position, "text": text, "metadata": next(metadatas)})
-            arrays[f"{n}/vectors"] = _vectors([row[5] for row in items], dim)
+            arrays[f"{n}/vectors"] = db_rows.vectors_from_blobs([row[5] for row in items], dim)
             if with_memory:
-                memory_state = _memory(memory, chunk_memory, state)
+                memory_state = db_rows.memory_from_row(memory, chunk_memory, state)
                 arrays[f"{n}/memory"], arrays[f"{n}/chunk_memory"] = (
                     memory_state["memory"],
                     memory_state["chunk_memory"],
@@ -246,12 +245,12 @@ class SQLiteBackend:
         dim = None if header is None else fmt.manifest_dim(header)
         added: dict[int, list[AddedEntry]] = {}
         for change_seq, id_, sid, position, text, metadata, vector in rows:
-            entry = _entry(id_, sid, position, text, metadata, vector, dim)
+            entry = db_rows.entry_from_row(id_, sid, position, text, metadata, vector, dim)
             added.setdefault(change_seq, []).append(entry)
         out = []
         for change_seq, removed, dropped, created, cleared in changes:
             lists = [
-                _id_list(value, name)
+                db_rows.id_list(value, name)
                 for value, name in ((removed, "removed"), (dropped, "dropped"), (created, "created"))
             ]
             out.append((*lists, bool(cleared), added.get(change_seq, [])))
@@ -259,7 +258,11 @@ class SQLiteBackend:
         states = []
         for sid, length, memory, chunk_memory, state in streams:
             states.append(
-                (sid, _counter(length, "stream length"), _memory(memory, chunk_memory, state) if with_memory else None)
+                (
+                    sid,
+                    db_rows.counter(length, "stream length"),
+                    db_rows.memory_from_row(memory, chunk_memory, state) if with_memory else None,
+                )
             )
         return Replayed(seq, dim, out, states)
 
@@ -307,7 +310,15 @@ class SQLiteBackend:
                     self.conn.executemany(
                         "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [
-                            (r.id, snapshot.id, r.position, r.text, _dump(r.metadata), _blob(v), seq)
+                            (
+                                r.id,
+                                snapshot.id,
+                                r.position,
+                                r.text,
+                                db_rows.dump_metadata(r.metadata),
+                                db_rows.blob(v),
+                                seq,
+                            )
                             for r, v in zip(snapshot.records, snapshot.vectors)
                         ],
                     )
@@ -342,11 +353,14 @@ class SQLiteBackend:
             else:
                 c.execute(
                     "UPDATE streams SET length = ?, memory = ?, chunk_memory = ?, state = ?, seq = ? WHERE id = ?",
-                    (length, *_memory_columns(state), seq, sid),
+                    (length, *db_rows.memory_columns(state), seq, sid),
                 )
         c.executemany(
             "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(e.id, e.stream_id, e.position, e.text, _dump(e.metadata), _blob(e.vector), seq) for e in change.added],
+            [
+                (e.id, e.stream_id, e.position, e.text, db_rows.dump_metadata(e.metadata), db_rows.blob(e.vector), seq)
+                for e in change.added
+            ],
         )
         c.execute(
             "INSERT INTO changes VALUES (?, ?, ?, ?, ?)",
@@ -361,7 +375,7 @@ class SQLiteBackend:
 
     def _new_stream(self, sid: str, length: int, state: dict | None, seq: int) -> None:
         (last,) = self.conn.execute("SELECT COALESCE(MAX(ord), 0) FROM streams").fetchone()
-        columns = (None, None, None) if state is None else _memory_columns(state)
+        columns = (None, None, None) if state is None else db_rows.memory_columns(state)
         self.conn.execute("INSERT INTO streams VALUES (?, ?, ?, ?, ?, ?, ?)", (sid, last + 1, length, *columns, seq))
 
     def checkpoint(self) -> None:
@@ -394,110 +408,3 @@ class _Transaction:
     def _rollback(self) -> None:
         if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
-
-
-# ---------------------------------------------------------------------------------------- rows
-MAX_COUNTER = 2**48
-"""Largest stream length, position or change number accepted from disk."""
-
-
-def _counter(value, what: str) -> int:
-    if not is_int(value) or not 0 <= value <= MAX_COUNTER:
-        raise CorruptStoreError(f"{DATABASE}: {what} {value!r} is not an integer in [0, 2**48]")
-    return value
-
-
-def _dump(metadata: dict) -> str:
-    return json.dumps(metadata, ensure_ascii=True, allow_nan=False)
-
-
-def _blob(vector: np.ndarray) -> bytes:
-    return np.ascontiguousarray(vector, dtype="<f4").tobytes()
-
-
-def _memory_columns(state: dict) -> tuple[bytes, bytes, str]:
-    shapes = {name: list(state[name].shape) for name in ("memory", "chunk_memory")}
-    meta = json.dumps({"meta": state["meta"], "shapes": shapes}, allow_nan=False)
-    return _blob(state["memory"]), _blob(state["chunk_memory"]), meta
-
-
-def _metadata(text) -> dict:
-    return _metadatas([text])[0]
-
-
-def _metadatas(texts: list) -> list[dict]:
-    """Parse and check the metadata JSON texts of many records (one ``json.loads`` for all)."""
-    if not all(isinstance(t, str) for t in texts):
-        raise CorruptStoreError(f"{DATABASE}: a record's metadata is not JSON text")
-    if not texts:
-        return []
-    # each text must be exactly one JSON value, so the joined array has exactly one item per text
-    values = fmt.parse_json(("[" + ",".join(texts) + "]").encode("utf-8", "surrogatepass"), f"{DATABASE} metadata")
-    if len(values) != len(texts):
-        raise CorruptStoreError(f"{DATABASE}: a record's metadata is not one JSON object")
-    for text, value in zip(texts, values):
-        try:
-            if not isinstance(value, dict):
-                raise ValueError("a record's metadata is not an object")
-            if text.count("{") + text.count("[") > MAX_METADATA_DEPTH or len(text) > MAX_METADATA_BYTES:
-                check_stored_metadata(value, len(text))
-        except ValueError as exc:
-            raise CorruptStoreError(f"{DATABASE}: {exc}") from None
-    return values
-
-
-def _vectors(blobs: list, dim: int | None) -> np.ndarray:
-    if not blobs:
-        return np.zeros((0, dim or 0), np.float32)
-    if dim is None or any(not isinstance(b, bytes) or len(b) != 4 * dim for b in blobs):
-        raise CorruptStoreError(f"{DATABASE}: a vector is not {dim} float32 values")
-    return np.frombuffer(b"".join(blobs), dtype="<f4").astype(np.float32).reshape(len(blobs), dim)
-
-
-def _entry(id_, sid, position, text, metadata, vector, dim) -> AddedEntry:
-    try:
-        snapshot = fmt.decode_streams(
-            {"entries": 1},
-            {
-                "streams": [
-                    {
-                        "id": sid,
-                        "length": _counter(position, "position") + 1,
-                        "records": [{"id": id_, "position": position, "text": text, "metadata": _metadata(metadata)}],
-                    }
-                ]
-            },
-            {"0/vectors": _vectors([vector], dim)},
-            dim=dim,
-            with_memory=False,
-        )[0]
-    except CorruptStoreError as exc:
-        raise CorruptStoreError(f"{DATABASE}: {exc}") from None
-    record = snapshot.records[0]
-    return AddedEntry(record.id, sid, record.position, record.text, record.metadata, snapshot.vectors[0])
-
-
-def _id_list(text, what: str) -> tuple[str, ...]:
-    value = fmt.parse_json(text.encode() if isinstance(text, str) else b"", f"{DATABASE} change {what}")
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise CorruptStoreError(f"{DATABASE}: change field {what} is not a list of ids")
-    return tuple(value)
-
-
-def _memory(memory, chunk_memory, state) -> dict:
-    doc = fmt.parse_json(state.encode() if isinstance(state, str) else b"", f"{DATABASE} stream state")
-    if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), dict) or not isinstance(doc.get("meta"), dict):
-        raise CorruptStoreError(f"{DATABASE}: a stream has no memory state")
-    out = {"meta": doc["meta"]}
-    for name, blob in (("memory", memory), ("chunk_memory", chunk_memory)):
-        shape = doc["shapes"].get(name)
-        if (
-            not isinstance(shape, list)
-            or len(shape) != 2
-            or not all(is_int(s) and 0 <= s <= 1 << 20 for s in shape)
-            or not isinstance(blob, bytes)
-            or len(blob) != 4 * shape[0] * shape[1]
-        ):
-            raise CorruptStoreError(f"{DATABASE}: a stream's {name} does not match its shape {shape!r}")
-        out[name] = np.frombuffer(blob, dtype="<f4").astype(np.float32).reshape(shape)
-    return out
