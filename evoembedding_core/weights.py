@@ -36,12 +36,15 @@ def is_trainable_name(name: str) -> bool:
 def fingerprint(model: EvoEmbeddingModel) -> str:
     """SHA-256 (hex) over the config, the trained weights and :func:`backbone_digest`, cached on the
     model until the config or a weight changes (see ``EvoEmbeddingModel.fingerprint``)."""
+    trained, frozen = [], []
+    for name, param in model.named_parameters():  # one pass: every stream save and load asks
+        (trained if is_trainable_name(name) else frozen).append((name, param))
+    trained.sort(key=lambda item: item[0])
     config = json.dumps(model.config.to_dict(), sort_keys=True)
-    named = sorted(model.trainable_named_parameters())
-    key = (config, tuple((p.data_ptr(), p._version) for _, p in named), backbone_digest(model))
+    key = (config, tuple((p.data_ptr(), p._version) for _, p in trained), _frozen_digest(model, frozen))
     if model._fingerprint_cache is None or model._fingerprint_cache[0] != key:
         digest = hashlib.sha256(config.encode())
-        for name, param in named:
+        for name, param in trained:
             digest.update(name.encode())
             digest.update(param.detach().float().cpu().contiguous().numpy().tobytes())
         digest.update(key[2].encode())
@@ -53,10 +56,13 @@ def backbone_digest(model: EvoEmbeddingModel) -> str:
     """:func:`~evoembedding_core.backbones.weights_digest` of the model's frozen weights (backbone,
     bundled embedding model) and tokenizer, computed on first use and cached on the model until a
     frozen weight is replaced or changed in place (keyed on ``data_ptr`` and ``_version``)."""
-    frozen = [p for n, p in model.named_parameters() if not is_trainable_name(n)]
-    key = tuple((p.data_ptr(), p._version) for p in frozen)
+    return _frozen_digest(model, [(n, p) for n, p in model.named_parameters() if not is_trainable_name(n)])
+
+
+def _frozen_digest(model: EvoEmbeddingModel, frozen: list[tuple[str, torch.Tensor]]) -> str:
+    key = tuple((p.data_ptr(), p._version) for _, p in frozen)
     if model._backbone_cache is None or model._backbone_cache[0] != key:
-        model._backbone_cache = (key, weights_digest(frozen, model.tokenizer))
+        model._backbone_cache = (key, weights_digest([p for _, p in frozen], model.tokenizer))
     return model._backbone_cache[1]
 
 
