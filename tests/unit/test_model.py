@@ -258,6 +258,9 @@ def test_fingerprint_covers_the_backbone_replaced_at_the_same_path(tiny_causal_m
     third.load_trained_weights(first.trainable_state_dict())
     assert third.fingerprint() == fingerprint
     assert len(EvoStore.load(saved, third)) == 2
+    bf16 = EvoEmbeddingModel(config, device="cpu", dtype=torch.bfloat16)  # as loaded on a GPU by default
+    bf16.load_trained_weights(first.trainable_state_dict())
+    assert bf16.fingerprint() == fingerprint  # the backbone digest does not depend on its dtype
     with torch.no_grad():  # a frozen weight changed in place invalidates the cached digest
         next(p for n, p in third.named_parameters() if "lora_" not in n and "embed" in n).add_(1.0)
     assert third.fingerprint() != fingerprint
