@@ -236,6 +236,8 @@ def _index(args: argparse.Namespace) -> int:
     from .store import MANIFEST, EvoStore
 
     conversations = read_conversations(args.path, unit=args.unit)  # every file is read before any work
+    if args.workers:
+        return _index_parallel(args, conversations)
     directory = Path(args.store)
     if (directory / MANIFEST).exists():
         store = EvoStore.load(directory, args.model)
@@ -266,6 +268,27 @@ def _index(args: argparse.Namespace) -> int:
     print(
         f"indexed {_count(total, 'segment')} in {_count(len(conversations), 'stream')} into {directory} "
         f"(the store holds {_count(len(store), 'segment')} in {_count(len(store.streams()), 'stream')})"
+    )
+    return 0
+
+
+def _index_parallel(args: argparse.Namespace, conversations: list[ExportedConversation]) -> int:
+    """``index --workers N``: ingest on N Ray workers into the durable store in ``--store``."""
+    from .distributed import ingest_conversations
+    from .store import EvoStore
+
+    if args.replace:
+        store = EvoStore(args.model, path=args.store)
+        for c in conversations:
+            store.delete_stream(c.stream_id)
+        store.close()
+    report = ingest_conversations(
+        conversations, args.store, num_workers=args.workers, model=args.model, progress=not args.no_progress
+    )
+    print(
+        f"indexed {_count(report.texts, 'segment')} on {_count(report.workers, 'worker')} into {args.store}: "
+        f"{report.new} new, {report.resumed} resumed, {report.skipped} already complete "
+        f"({report.texts_per_second:.1f} segments/s)"
     )
     return 0
 
@@ -347,6 +370,14 @@ def register(subparsers) -> None:
         help="re-read streams the store already has from their start, instead of adding to their end",
     )
     index.add_argument("--model", default=None, help="model directory or id (default: the shipped model)")
+    index.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="ingest on N Ray workers (one model each; needs `pip install evoembedding[ray]`) into a durable "
+        "store in DIR; running it again resumes: complete streams are skipped, cut-short ones continued",
+    )
     index.add_argument("--no-progress", action="store_true", help="no progress bar")
     index.set_defaults(func=_index)
 

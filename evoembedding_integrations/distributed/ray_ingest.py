@@ -72,6 +72,7 @@ class IngestReport:
         failed: ``stream id -> error`` of the conversations given up on.
         workers: Workers used (0: in this process).
         seconds: Wall-clock time.
+        startup_seconds: Of which starting the workers (each loading the model and opening the store).
     """
 
     streams: int = 0
@@ -83,11 +84,18 @@ class IngestReport:
     failed: dict[str, str] = field(default_factory=dict)
     workers: int = 0
     seconds: float = 0.0
+    startup_seconds: float = 0.0
 
     @property
     def texts_per_second(self) -> float:
         """Texts stored per second of wall-clock time."""
         return self.texts / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def steady_texts_per_second(self) -> float:
+        """Texts stored per second once the workers were started."""
+        busy = self.seconds - self.startup_seconds
+        return self.texts / busy if busy > 0 else 0.0
 
     def count(self, status: str, added: int) -> None:
         """Count one finished stream (``status``: ``new``, ``resumed`` or ``skipped``)."""
@@ -381,6 +389,11 @@ def _run(ray, conversations, store_path, num_workers, progress, cpus, max_retrie
         return remote.options(name=f"evoembedding-ingest-{run}-{spawned}").remote(store, **options)
 
     workers = [spawn() for _ in range(num_workers)]
+    try:
+        ray.get([worker.ready.remote() for worker in workers])
+    except RayActorError:
+        pass  # a worker that died while starting is replaced when its first conversation fails
+    report.startup_seconds = time.perf_counter() - started
     generation = [0] * num_workers
     queue = deque(sorted(conversations, key=len, reverse=True))  # longest first: shorter tail
     in_flight: dict[Any, tuple[int, int, Conversation]] = {}
