@@ -49,6 +49,7 @@ _SCHEMA = {
     "memory BLOB, chunk_memory BLOB, state TEXT, seq INTEGER NOT NULL)",
     "records": "CREATE TABLE records (id TEXT PRIMARY KEY, stream_id TEXT NOT NULL, position INTEGER NOT NULL, "
     "text TEXT NOT NULL, metadata TEXT NOT NULL, vector BLOB NOT NULL, seq INTEGER NOT NULL)",
+    "streams_seq": "CREATE INDEX streams_seq ON streams (seq)",
     "records_seq": "CREATE INDEX records_seq ON records (seq)",
     "records_stream": "CREATE INDEX records_stream ON records (stream_id, position)",
     "changes": "CREATE TABLE changes (seq INTEGER PRIMARY KEY, removed TEXT NOT NULL, dropped TEXT NOT NULL, "
