@@ -144,7 +144,7 @@ class Persistence:
         self._state.apply(change)
 
     def close(self) -> None:
-        """Close the store's database (a durable store then refuses every call that writes)."""
+        """Close the store's database (a durable store then raises ``StorageError`` on every later call)."""
         with self._lock:
             if self.path is not None:
                 self._backend.close()

@@ -214,3 +214,34 @@ def test_hybrid_scores_within_a_stream_are_bm25_of_that_stream():
     got = {store._state.ids_by_label[k]: v for k, v in store._state.lexical["ana"].ranked("red apples")}
     assert got == pytest.approx({str(i): s for i, s in enumerate(expected) if s > 0})
     assert np.all(np.isfinite(list(got.values())))
+
+
+def test_evo_writers_racing_on_one_stream_read_it_in_commit_order(tmp_path, minilm_model):
+    """Two store objects (two connections) adding to one stream at once: a write planned from a
+    memory another writer has moved on from is read again, so the stream equals one reading of all
+    texts in commit (position) order."""
+    import threading
+
+    stores = [EvoStore(minilm_model, path=tmp_path / "s") for _ in range(2)]
+    errors = []
+
+    def writer(n):
+        try:
+            for i in range(5):
+                stores[n].add([f"Writer {n} says thing number {i}."], stream_id="shared")
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    final = EvoStore.open(tmp_path / "s", minilm_model)
+    records = final.get(final.ids("shared"))
+    assert [r.position for r in records] == list(range(10)) and len(final.stream("shared")) == 10
+    reference = minilm_model.stream()
+    expected = np.concatenate([reference.add([r.text]) for r in records])
+    np.testing.assert_allclose(final.vectors([r.id for r in records]), expected, atol=1e-5)
+    assert_same_snapshot(snapshot(stores[0]), snapshot(final))
