@@ -102,7 +102,9 @@ def default_device() -> torch.device:
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
-    return torch.bfloat16 if device.type == "cuda" else torch.float32
+    from .devices import default_dtype as automatic  # bf16 on CUDA and AMX/AVX512-BF16 CPUs; $EVOEMBEDDING_DTYPE
+
+    return automatic(device)
 
 
 @contextmanager
