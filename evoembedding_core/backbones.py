@@ -102,9 +102,7 @@ def default_device() -> torch.device:
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
-    from .devices import default_dtype as automatic  # bf16 on CUDA and AMX/AVX512-BF16 CPUs; $EVOEMBEDDING_DTYPE
-
-    return automatic(device)
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
 @contextmanager
