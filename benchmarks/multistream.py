@@ -43,11 +43,12 @@ def one_at_a_time(model, calls):
     return [torch.cat(v) for v in out]
 
 
-def together(model, calls):
+def together(model, calls, max_rows=None):
     states = [StreamState.empty(model) for _ in calls[0]]
     out = [[] for _ in states]
+    options = {} if max_rows is None else {"max_rows": max_rows}
     for round_ in calls:
-        vectors, states = advance_many(model, states, round_)
+        vectors, states = advance_many(model, states, round_, **options)
         for i, v in enumerate(vectors):
             out[i].append(v)
     return [torch.cat(v) for v in out]
@@ -60,6 +61,7 @@ def main() -> None:
     parser.add_argument("--call-size", type=int, default=1, help="turns per stream per call (live pattern)")
     parser.add_argument("--patterns", nargs="+", default=["live", "bulk"], choices=["live", "bulk"])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--max-rows", type=int, default=None, help="advance_many's max_rows (default: its own)")
     args = parse_args(parser)
     model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
     most = max(args.streams)
@@ -79,7 +81,7 @@ def main() -> None:
             for _ in range(args.repeats):
                 seconds, seq = timed(one_at_a_time, model, calls)
                 seq_times.append(seconds)
-                seconds, many = timed(together, model, calls)
+                seconds, many = timed(together, model, calls, args.max_rows)
                 many_times.append(seconds)
             diff = max(float((a - b).abs().max()) for a, b in zip(seq, many))
             seq_s, many_s = statistics.median(seq_times), statistics.median(many_times)

@@ -47,7 +47,7 @@ def test_chat_turns_are_seeded_and_within_the_token_range(minilm_model, monkeypa
 
 
 def test_ingest_benchmark_smoke(run_benchmark):
-    result = run_benchmark("ingest", ["--turns", "8", "--call-size", "5"])
+    result = run_benchmark("ingest", ["--turns", "8", "--call-size", "5", "--dtype", "float32"])
     assert result["machine"]["device"] in ("cpu", "cuda") and len(result["machine"]["load_average"]) == 3
     assert result["static"]["segments_per_s"] > 0 and result["evo"]["segments_per_s"] > 0
     assert result["ratio"] == pytest.approx(
@@ -84,6 +84,36 @@ def test_memory_benchmark_smoke(run_benchmark, minilm_model):
     assert 0 < result["state_tensor_bytes"] <= 2 * cfg.capacity * minilm_model.hidden_size * 4
     assert result["state_file_bytes"] > result["state_tensor_bytes"]
     assert result["kept_mb"] > 0
+
+
+def test_multistream_benchmark_smoke(run_benchmark):
+    args = ["--streams", "1", "3", "--turns-per-stream", "3", "--patterns", "live", "bulk"]
+    result = run_benchmark("multistream", args)
+    assert [(r["pattern"], r["streams"]) for r in result["results"]] == [
+        ("live", 1),
+        ("live", 3),
+        ("bulk", 1),
+        ("bulk", 3),
+    ]
+    assert all(r["max_abs_vector_difference"] < 1e-5 and r["speedup"] > 0 for r in result["results"])
+
+
+def test_automatic_dtype_and_its_override(monkeypatch):
+    from evoembedding_core import devices
+
+    monkeypatch.delenv(devices.DTYPE_ENV, raising=False)
+    assert devices.default_dtype("cuda") == torch.bfloat16
+    fast = devices.cpu_has_fast_bf16()
+    assert devices.default_dtype("cpu") == (torch.bfloat16 if fast else torch.float32)
+    monkeypatch.setattr(devices, "cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    assert devices.default_dtype("cpu") == torch.bfloat16
+    for value, dtype in (("float32", torch.float32), ("BF16", torch.bfloat16), ("auto", torch.bfloat16)):
+        monkeypatch.setenv(devices.DTYPE_ENV, value)
+        assert devices.default_dtype("cpu") == dtype
+    monkeypatch.setenv(devices.DTYPE_ENV, "int4")
+    with pytest.raises(ValueError, match="unknown dtype"):
+        devices.default_dtype("cpu")
+    assert devices.parse_dtype(torch.float16) is torch.float16
 
 
 # ---------------------------------------------------------------------------------- engine speed-ups
