@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,15 +180,16 @@ class SQLiteBackend:
     # ------------------------------------------------------------------ reading
     def stale(self) -> bool:
         """Whether another connection committed changes this store has not seen (cheap: one pragma)."""
-        version = self._version()
-        if version == self._data_version:
-            return False
-        self._data_version = version
-        return self._db_seq() != self.seq
+        with _read_errors():
+            version = self._version()
+            if version == self._data_version:
+                return False
+            self._data_version = version
+            return self._db_seq() != self.seq
 
     def open(self) -> list[StreamSnapshot]:
         """Every stream, verified (as a saved snapshot is), read in one consistent transaction."""
-        with self._reading():
+        with self._reading(), _read_errors():
             header, seq = self.header(), self._db_seq()
             if header is None:
                 self.seq = seq
@@ -230,7 +232,7 @@ class SQLiteBackend:
 
     def changes_since(self) -> Replayed:
         """Everything committed after change :attr:`seq`, verified, read in one transaction."""
-        with self._reading():
+        with self._reading(), _read_errors():
             seq, header = self._db_seq(), self.header()
             changes = self.conn.execute(
                 "SELECT seq, removed, dropped, created, cleared FROM changes WHERE seq > ? ORDER BY seq", (self.seq,)
@@ -385,6 +387,18 @@ class SQLiteBackend:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:
             raise StorageError(f"checkpointing the store's database failed: {exc}") from exc
+
+
+@contextmanager
+def _read_errors() -> Iterator[None]:
+    """SQLite errors while reading as the store's errors: busy or I/O -> :class:`StorageError`,
+    a damaged file -> :class:`CorruptStoreError`."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StorageError(f"reading the store's database failed: {exc}") from exc
+    except sqlite3.DatabaseError as exc:
+        raise CorruptStoreError(f"{DATABASE} is damaged ({exc})") from None
 
 
 class _Transaction:

@@ -245,3 +245,20 @@ def test_evo_writers_racing_on_one_stream_read_it_in_commit_order(tmp_path, mini
     expected = np.concatenate([reference.add([r.text]) for r in records])
     np.testing.assert_allclose(final.vectors([r.id for r in records]), expected, atol=1e-5)
     assert_same_snapshot(snapshot(stores[0]), snapshot(final))
+
+
+@pytest.mark.parametrize("where", ["schema page", "data pages"])
+def test_a_damaged_database_raises_the_store_error(tmp_path, where):
+    from evoembedding_integrations.store import CorruptStoreError
+
+    store = durable(tmp_path / "s")
+    store.add([f"text number {i} " * 20 for i in range(300)], metadatas=[{"i": i} for i in range(300)])
+    store.checkpoint()  # everything in the database file itself
+    store.close()
+    path = tmp_path / "s" / DATABASE
+    data = bytearray(path.read_bytes())
+    start = 100 if where == "schema page" else len(data) // 3
+    data[start : start + 8192] = b"\xff" * 8192
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptStoreError):
+        EvoStore.open(tmp_path / "s", embeddings=EMBEDDER)
