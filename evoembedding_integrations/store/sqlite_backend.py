@@ -115,6 +115,9 @@ class SQLiteBackend:
                 self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=FULL")
             self._init_schema()
+        except sqlite3.OperationalError as exc:  # cannot open, locked too long, read-only directory
+            self.close()
+            raise StorageError(f"cannot open the store's database {path}: {exc}") from exc
         except sqlite3.DatabaseError as exc:
             self.close()
             raise CorruptStoreError(f"{path} is not a usable EvoStore database ({exc})") from None
