@@ -71,7 +71,7 @@ def quantize_int8(model: EvoEmbeddingModel) -> EvoEmbeddingModel:
                 adapters.merged_weights(name) if name is not None else [layer.base_layer.weight for layer in layers]
             )
             for layer, weight in zip(layers, weights):
-                layer.forward = quantized(layer, name, weight)
+                layer.forward = quantized(layer, name, weight).forward  # a method: not registered as a submodule
             try:
                 yield
             finally:
