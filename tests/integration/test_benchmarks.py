@@ -50,9 +50,8 @@ def test_ingest_benchmark_smoke(run_benchmark):
     result = run_benchmark("ingest", ["--turns", "8", "--call-size", "5", "--dtype", "float32"])
     assert result["machine"]["device"] in ("cpu", "cuda") and len(result["machine"]["load_average"]) == 3
     assert result["static"]["segments_per_s"] > 0 and result["evo"]["segments_per_s"] > 0
-    assert result["ratio"] == pytest.approx(
-        result["static"]["segments_per_s"] / result["evo"]["segments_per_s"], rel=0.02
-    )
+    # from the times (the rounded rates lose precision on a slow, loaded machine)
+    assert result["ratio"] == pytest.approx(result["evo"]["seconds"][0] / result["static"]["seconds"][0], rel=0.01)
     # untrained model on an empty memory == static MiniLM: both systems really encoded the same turns
     assert result["first_turn_cosine_evo_vs_static"] == pytest.approx(1.0, abs=1e-5)
 
