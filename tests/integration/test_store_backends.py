@@ -176,3 +176,17 @@ def test_qdrant_ignores_a_change_cut_short_and_reopens_from_a_folder(tmp_path):
         ("c", 2, "three"),
     ]
     last._backend.close()
+
+
+def test_an_ingest_resumes_streams_through_either_backend(backend):
+    """A second process (a new store on the same database) continues every stream cut short."""
+    from evoembedding_integrations.distributed import ingest_serial
+
+    plain = dict(embeddings=HashingEmbeddings())
+    chats = {f"s{i}": [f"turn {j} of chat {i}" for j in range(4)] for i in range(5)}
+    first = ingest_serial({sid: texts[:2] for sid, texts in chats.items()}, backend.open(**plain), progress=False)
+    resumed = ingest_serial(chats, backend.open(**plain), progress=False)
+    assert (first.new, resumed.resumed, resumed.texts) == (5, 5, 10)
+    reference = EvoStore(**plain)
+    ingest_serial(chats, reference, progress=False)
+    assert_same(backend.open(**plain), reference)
