@@ -18,7 +18,7 @@ import numpy as np
 
 EMBED_CHUNK = 32
 """Texts per progress step of a bulk add."""
-EVO_STEP = 8
+EVO_STEP = 4
 """Texts an EvoEmbedding model reads per step of an add: the model's lock is released (and handed
 to a waiting search) between steps, so a search waits for one step, not for the whole add. A stream
 read in several steps gets the vectors of one pass up to float rounding (about 1e-6)."""

@@ -47,7 +47,7 @@ def call(store: EvoStore, op: tuple) -> object:
     try:
         if op[0] == "add":
             _, texts, stream, ids, metadata = op
-            ids = None if ids is None else ids[: len(texts)] + [None] * (len(texts) - len(ids))
+            ids = None if ids is None else ids[: len(texts)] + [f"pad{n}" for n in range(len(texts) - len(ids))]
             return store.add(texts, stream_id=stream, ids=ids, metadatas=[metadata] * len(texts))
         if op[0] == "delete":
             return store.delete(op[1])
