@@ -8,6 +8,7 @@ uses the median times.
 
     .venv/bin/python benchmarks/ingest.py                 # 2,000 turns
     .venv/bin/python benchmarks/ingest.py --turns 1000 --profile
+    .venv/bin/python benchmarks/ingest.py --turns 300 --min-tokens 10 --max-tokens 30   # ~20-token turns
 
 Prints a table and writes ``benchmarks/results/ingest.json`` (``--profile``: also the top operators
 of one EvoEmbedding pass by self CPU time, from ``torch.profiler``).
@@ -20,7 +21,7 @@ import statistics
 
 import numpy as np
 import torch
-from common import chat_turns, parse_args, print_table, profile_top_ops, timed, write_results
+from common import MAX_TOKENS, MIN_TOKENS, chat_turns, parse_args, print_table, profile_top_ops, timed, write_results
 
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.model import DEFAULT_MODEL_DIR, WEIGHTS_NAME
@@ -40,11 +41,15 @@ def main() -> None:
     parser.add_argument("--call-size", type=int, default=100, help="turns per EvoStream.add call")
     parser.add_argument("--repeats", type=int, default=1, help="alternating timed passes of each system")
     parser.add_argument("--profile", action="store_true", help="also profile one EvoEmbedding pass")
+    parser.add_argument("--min-tokens", type=int, default=MIN_TOKENS, help="shortest turn (backbone tokens)")
+    parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="longest turn (backbone tokens)")
     args = parse_args(parser)
 
     model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
     static = StaticEmbedder(device="cpu", dtype=args.torch_dtype)
-    turns = chat_turns(args.turns, model.tokenizer, seed=args.seed)
+    turns = chat_turns(
+        args.turns, model.tokenizer, seed=args.seed, min_tokens=args.min_tokens, max_tokens=args.max_tokens
+    )
     tokens = [len(t) for t in model.tokenize(turns)]
 
     evo_ingest(model, turns[:32], args.call_size)  # warm-up: allocator, thread pool, lazy inits
