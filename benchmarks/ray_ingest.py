@@ -10,7 +10,7 @@ per-worker rate (steady rate / workers). Each Ray worker runs torch on 1 thread 
 
 **Search** (``--vectors``; 0 skips it). ``--vectors`` vectors from a plain hashing embedder
 (``--dim``-d; no model) in ``--streams`` streams, in the embedded store (SQLite) and in the
-Qdrant-backed store (Qdrant local mode, on disk): the time to write them, to reopen the store
+Qdrant-backed store (Qdrant local mode, ``--qdrant memory`` or ``disk``): the time to write them, to reopen the store
 (read everything back, build the in-memory index) and the search latency over all streams (which
 runs in the in-memory index in both cases), plus Qdrant's own nearest-neighbour query for reference.
 
@@ -103,8 +103,14 @@ def search(args, work: Path) -> dict:
     out, rows = {"vectors": args.vectors, "dim": args.dim, "streams": args.streams}, []
     openers = {
         "embedded (SQLite)": lambda: EvoStore(embeddings=embedder, path=work / "sqlite"),
-        "Qdrant (local mode, on disk)": lambda: open_qdrant_store(work / "qdrant", "bench", embeddings=embedder),
+        f"Qdrant (local mode, {args.qdrant})": lambda: open_qdrant_store(
+            client if args.qdrant == "memory" else work / "qdrant", "bench", embeddings=embedder
+        ),
     }
+    if args.qdrant == "memory":  # one in-process database, opened again by a new store
+        from qdrant_client import QdrantClient
+
+        client = QdrantClient(location=":memory:")
     for name, opener in openers.items():
         started = time.perf_counter()
         store = opener()
@@ -112,9 +118,9 @@ def search(args, work: Path) -> dict:
             end = start + 10_000
             store.add(texts[start:end], stream_id=streams[start:end], ids=texts[start:end], progress=False)
         write_s = time.perf_counter() - started
-        if name.startswith("Qdrant"):
+        if name.startswith("Qdrant") and args.qdrant == "disk":
             store._backend.close()
-        else:
+        elif not name.startswith("Qdrant"):
             store.close()
         started = time.perf_counter()
         store = opener()
@@ -154,6 +160,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument(
+        "--qdrant",
+        choices=["memory", "disk"],
+        default="memory",
+        help="Qdrant local mode in memory (default) or in a folder (its on-disk local mode writes ~100 points/s)",
+    )
     args = parse_args(parser)
     result = {"load_average_at_start": os.getloadavg()}
     with tempfile.TemporaryDirectory() as tmp:
