@@ -57,6 +57,9 @@ DEFAULT_USER = "default"
 RESERVED_KEYS = ("user_id", "session_id", "role", "created_at", "updated_at")
 """The fields :class:`EvoAgentMemory` manages itself (not accepted in a caller's ``metadata``)."""
 
+TENANTS = {"lexical_scope": "stream"}
+"""Users are tenants: each user's (stream's) BM25 statistics are their own."""
+
 _STORE_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _STORE_LOCKS_GUARD = threading.Lock()
 
@@ -163,11 +166,11 @@ class EvoAgentMemory:
                 raise TypeError(f"store must be an EvoStore, got {type(store).__name__}")
             self.store = store
         elif self.path is not None and self.autosave:
-            self.store = EvoStore(model, query_memory=query_memory, hybrid=hybrid, path=self.path)
+            self.store = EvoStore(model, query_memory=query_memory, hybrid=hybrid, path=self.path, **TENANTS)
         elif self.path is not None and (database_path(self.path).exists() or has_manifest(self.path)):
-            self.store = EvoStore.load(self.path, model, query_memory=query_memory, hybrid=hybrid)
+            self.store = EvoStore.load(self.path, model, query_memory=query_memory, hybrid=hybrid, **TENANTS)
         else:
-            self.store = EvoStore(model, query_memory=query_memory, hybrid=hybrid)
+            self.store = EvoStore(model, query_memory=query_memory, hybrid=hybrid, **TENANTS)
         self._lock = mutation_lock(self.store)
 
     def __len__(self) -> int:

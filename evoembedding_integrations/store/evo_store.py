@@ -74,6 +74,10 @@ class EvoStore(Persistence):
             ``None``: in memory (persist with :meth:`save`).
         check_embedder: With ``path``, check that a plain store's embedder is the one that wrote
             it (``False``: skip, when you know it is).
+        lexical_scope: Whose word statistics hybrid search's BM25 uses: ``"store"`` (all texts:
+            streams are documents of one corpus) or ``"stream"`` (each stream its own: streams are
+            tenants, and one tenant's writes never change another's scores; what
+            ``EvoAgentMemory`` uses, one stream per user).
 
     Raises:
         TypeError: A flag is not a bool, or ``embeddings`` is not an embedder.
@@ -91,9 +95,12 @@ class EvoStore(Persistence):
         hybrid: bool = False,
         path: str | os.PathLike | None = None,
         check_embedder: bool = True,
+        lexical_scope: str = "store",
     ) -> None:
         check_bool(query_memory, "query_memory")
         check_bool(check_embedder, "check_embedder")
+        if lexical_scope not in ("store", "stream"):
+            raise ValueError(f"lexical_scope must be 'store' or 'stream', got {lexical_scope!r}")
         check_bool(hybrid, "hybrid")
         if index not in INDEX_KINDS:
             raise ValueError(f"index must be 'flat' or 'hnsw', got {index!r}")
@@ -103,7 +110,8 @@ class EvoStore(Persistence):
         self.index_kind, self.hnsw_threshold = index, hnsw_threshold
         self.query_memory, self.hybrid = query_memory, hybrid
         self.dim: int | None = self._encoder.dim
-        self._state = StoreState(self._new_stream)
+        self._state = StoreState(self._new_stream, lexical_scope)
+        self.lexical_scope = lexical_scope
         self._streams, self._entries = self._state.streams, self._state.entries  # read-only views
         self._backend: Backend = MemoryBackend()
         self._lock = threading.RLock()

@@ -1,9 +1,9 @@
 """Hybrid search: a BM25 ranking of the store's texts, fused with the vector ranking.
 
-Each stream has its own BM25 index (:class:`~evoembedding_core.lexical.LexicalIndex`) over its
-texts, keyed by the store's labels; it is built by the stream's first hybrid search and then kept
-up to date by adds and deletes. Word statistics (document frequencies, mean length) are those of
-the stream, so one stream's (one tenant's) writes never change the scores of another's texts. The two rankings are combined by
+A BM25 index (:class:`~evoembedding_core.lexical.LexicalIndex`) covers the texts of the whole
+store (``lexical_scope="store"``) or of one stream (``"stream"``: each stream its own word
+statistics, so one tenant's writes never change another's scores), keyed by the store's labels; it
+is built by the first hybrid search that needs it and then kept up to date by adds and deletes. The two rankings are combined by
 reciprocal rank fusion over the best ``max(k, FUSION_DEPTH)`` items of each.
 """
 

@@ -215,6 +215,7 @@ class Persistence:
         query_memory: bool = True,
         hybrid: bool = False,
         check_embedder: bool = True,
+        lexical_scope: str = "store",
     ):
         """Open an existing durable store (or a saved snapshot, which is then made durable in place).
 
@@ -226,6 +227,7 @@ class Persistence:
             query_memory: As in :class:`EvoStore`.
             hybrid: As in :class:`EvoStore`.
             check_embedder: Check that a plain store's embedder is the one that wrote it.
+            lexical_scope: As in :class:`EvoStore`.
 
         Returns:
             The durable store.
@@ -248,6 +250,7 @@ class Persistence:
             hybrid=hybrid,
             path=path,
             check_embedder=check_embedder,
+            lexical_scope=lexical_scope,
         )
 
     @classmethod
@@ -261,6 +264,7 @@ class Persistence:
         query_memory: bool = True,
         hybrid: bool = False,
         check_embedder: bool = True,
+        lexical_scope: str = "store",
     ):
         """Load a store into memory, verifying it first (nothing in it is ever executed).
 
@@ -275,6 +279,7 @@ class Persistence:
             query_memory: As in :class:`EvoStore`.
             hybrid: As in :class:`EvoStore`.
             check_embedder: Check that a plain store's embedder is the one that wrote it.
+            lexical_scope: As in :class:`EvoStore`.
 
         Returns:
             The store.
@@ -285,7 +290,13 @@ class Persistence:
             ModelMismatchError: Written by another model, or the wrong kind of encoder was given.
         """
         directory = Path(directory)
-        options = dict(index=index, query_memory=query_memory, hybrid=hybrid, check_embedder=check_embedder)
+        options = dict(
+            index=index,
+            query_memory=query_memory,
+            hybrid=hybrid,
+            check_embedder=check_embedder,
+            lexical_scope=lexical_scope,
+        )
         if database_path(directory).exists() or database_path(directory).is_symlink():
             store = cls.open(directory, model, embeddings=embeddings, **options)
             with store._lock:
@@ -302,6 +313,7 @@ class Persistence:
             hnsw_threshold=threshold,
             query_memory=query_memory,
             hybrid=hybrid,
+            lexical_scope=lexical_scope,
         )
         store._encoder.check_identity(manifest, strict=check_embedder)
         store._restore(manifest, document, arrays)

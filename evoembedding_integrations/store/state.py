@@ -50,13 +50,15 @@ class StoreState:
             and a new memory); called when a change first touches a stream.
     """
 
-    def __init__(self, new_stream: Callable[[], Stream]) -> None:
+    def __init__(self, new_stream: Callable[[], Stream], lexical_scope: str = "store") -> None:
         self.new_stream = new_stream
+        self.per_stream_lexical = lexical_scope == "stream"
         self.streams: dict[str, Stream] = {}
         self.entries: dict[str, Entry] = {}
         self.ids_by_label: dict[int, str] = {}
         self.next_label = 0
-        self.lexical: dict[str, LexicalRanking] = {}  # per stream, built by its first hybrid search
+        # BM25 rankings by scope key (the stream id, or "" for the whole store), built by the first hybrid search
+        self.lexical: dict[str, LexicalRanking] = {}
 
     # ------------------------------------------------------------------ changing
     def apply(self, change: Change) -> None:
@@ -76,8 +78,9 @@ class StoreState:
             label = self._new_label(entry.id)
             stream.index.add(np.array([label], np.int64), entry.vector[None])
             self.entries[entry.id] = Entry(entry.text, entry.metadata, entry.stream_id, entry.position, label)
-            if entry.stream_id in self.lexical:
-                self.lexical[entry.stream_id].add([label], [entry.text])
+            key = self._lexical_key(entry.stream_id)
+            if key in self.lexical:
+                self.lexical[key].add([label], [entry.text])
         for sid, length in change.lengths.items():
             self.streams[sid].length = length
         for sid, memory in change.memories.items():
@@ -120,11 +123,15 @@ class StoreState:
             by_stream.setdefault(entry.stream_id, []).append(entry.label)
         for sid, labels in by_stream.items():
             self.streams[sid].index.remove(np.array(labels, np.int64))
-            if sid in self.lexical:
-                self.lexical[sid].remove(labels)
+            key = self._lexical_key(sid)
+            if key in self.lexical:
+                self.lexical[key].remove(labels)
 
-    def _corpus(self, sid: str) -> tuple[list[int], list[str]]:
-        entries = sorted((e.label, e.text) for e in self.entries.values() if e.stream_id == sid)
+    def _lexical_key(self, sid: str) -> str:
+        return sid if self.per_stream_lexical else ""
+
+    def _corpus(self, key: str) -> tuple[list[int], list[str]]:
+        entries = sorted((e.label, e.text) for e in self.entries.values() if not key or e.stream_id == key)
         return [label for label, _ in entries], [text for _, text in entries]
 
     def replay(self, changes, streams, restore_memory: Callable[[Any], Any]) -> None:
@@ -231,22 +238,36 @@ class StoreState:
     def lexical_search(self, query: str, sids: list[str], predicate, depth: int) -> list[str]:
         """Ids of the ``depth`` entries of streams ``sids`` with the highest BM25 scores, best first.
 
-        Each stream is scored with its own word statistics (so one stream's texts never change
-        another's scores); only texts scoring above 0 count; ties: stream order, then the earlier
-        added first.
+        Word statistics are those of each stream (``lexical_scope="stream"``: one stream's texts
+        never change another's scores; several streams' lists are merged by score, ties by stream
+        order) or of the whole store (``"store"``). Only texts scoring above 0 count; ties: the
+        earlier added first.
         """
-        found: list[tuple[float, int, int, str]] = []
+        if not self.per_stream_lexical:
+            wanted, found = set(sids), []
+            for label, _ in self._ranking("").ranked(query):
+                id_ = self.ids_by_label[label]
+                entry = self.entries[id_]
+                if entry.stream_id in wanted and (predicate is None or predicate(entry.metadata)):
+                    found.append(id_)
+                    if len(found) == depth:
+                        break
+            return found
+        merged: list[tuple[float, int, int, str]] = []
         for n, sid in enumerate(sids):
-            ranking = self.lexical.get(sid)
-            if ranking is None:
-                ranking = self.lexical[sid] = LexicalRanking(lambda sid=sid: self._corpus(sid))
             taken = 0
-            for label, score in ranking.ranked(query):
+            for label, score in self._ranking(sid).ranked(query):
                 id_ = self.ids_by_label[label]
                 if predicate is None or predicate(self.entries[id_].metadata):
-                    found.append((-score, n, label, id_))
+                    merged.append((-score, n, label, id_))
                     taken += 1
                     if taken == depth:
                         break
-        found.sort()
-        return [id_ for *_, id_ in found[:depth]]
+        merged.sort()
+        return [id_ for *_, id_ in merged[:depth]]
+
+    def _ranking(self, key: str) -> LexicalRanking:
+        ranking = self.lexical.get(key)
+        if ranking is None:
+            ranking = self.lexical[key] = LexicalRanking(lambda: self._corpus(key))
+        return ranking

@@ -358,15 +358,10 @@ def test_hybrid_search_fuses_vector_and_bm25_rankings(store, model, saved):
     query = "Who plays the cello?"
     dense = [h.id for h in store.search(query, k=100)]
     hits = store.search(query, k=6, hybrid=True)
-    # BM25 with each stream's own word statistics, merged by score (ties: stream order, then added
-    # first); only texts sharing a word with the query
-    tokens = lexical_tokens(query)
-    scored = []
-    for n, (texts, prefix) in enumerate(((ANA, "a"), (BOB, "b"))):
-        for i, score in enumerate(BM25Okapi([lexical_tokens(t) for t in texts]).get_scores(tokens)):
-            if score > 0:
-                scored.append((-score, n, i, f"{prefix}{i}"))
-    lexical_ids = [id_ for *_, id_ in sorted(scored)]
+    # BM25 with the word statistics of all the store's texts; only texts sharing a word with the query
+    scores = BM25Okapi([lexical_tokens(t) for t in ANA + BOB]).get_scores(lexical_tokens(query))
+    ids = ["a0", "a1", "a2", "b0", "b1", "b2"]
+    lexical_ids = [ids[i] for i in np.argsort(-scores, kind="stable") if scores[i] > 0]
     assert lexical_ids and lexical_ids[0] == "b2"  # "cello" is Bob's third text
     expected = reciprocal_rank_fusion([dense, lexical_ids])
     assert [(h.id, h.score) for h in hits] == [(i, pytest.approx(s)) for i, s in expected.items()]

@@ -178,7 +178,7 @@ def test_each_stream_has_its_own_lexical_statistics():
     """One tenant's writes never change another tenant's BM25 (nor fused) scores."""
     from evoembedding_core.lexical import LexicalIndex
 
-    memory = EvoAgentMemory(store=EvoStore(embeddings=EMBEDDER, hybrid=True))
+    memory = EvoAgentMemory(store=EvoStore(embeddings=EMBEDDER, hybrid=True, lexical_scope="stream"))
     ana = ["the cello lesson is on monday", "tea with milk", "my cat sleeps", "rain again today"]
     memory.add(ana, user_id="ana")
     query = "cello lesson monday"
@@ -197,6 +197,9 @@ def test_each_stream_has_its_own_lexical_statistics():
     assert shared.scores(query)[0] != pytest.approx(alone)
     both = memory.search(query, user_id=None, k=60)
     assert len(both) == 54 and {h["user_id"] for h in both} == {"ana", "bob"}
+    assert EvoAgentMemory().store.lexical_scope == "stream"  # the agent memory's own stores too
+    with pytest.raises(ValueError, match="lexical_scope"):
+        EvoStore(embeddings=EMBEDDER, lexical_scope="user")
 
 
 def test_hybrid_scores_within_a_stream_are_bm25_of_that_stream():
@@ -204,7 +207,7 @@ def test_hybrid_scores_within_a_stream_are_bm25_of_that_stream():
 
     from evoembedding_core.lexical import lexical_tokens
 
-    store = EvoStore(embeddings=EMBEDDER)
+    store = EvoStore(embeddings=EMBEDDER, lexical_scope="stream")
     texts = ["red apples and pears", "green apples", "a red car"]
     store.add(texts, stream_id="ana", ids=["0", "1", "2"])
     store.add(["apples apples apples"] * 5, stream_id="bob")
