@@ -204,3 +204,77 @@ def test_tokenize_samples_tokenizes_further_queries_as_queries(minilm_model, tmp
     (q,) = tok.queries
     assert q.query == minilm_model.tokenize(["Where did Maya grow up?"], query=True)[0]
     assert q.query_text == "Where did Maya grow up?" and q.evidence == [0] and q.answer == "Porto"
+
+
+# ---------------------------------------------------------------------------------- derived data
+def _sgd_dialogue(i: int, city: str, first_time: str, final_time: str) -> dict:
+    def user(text, spans, state):
+        return {"speaker": "user", "text": text, "spans": spans, "state": state, "intent": {}}
+
+    def span(text, slot, value):
+        start = text.index(value)
+        return {"service": "Restaurants_1", "slot": slot, "start": start, "end": start + len(value), "value": value}
+
+    said_city, said_time, fixed = f"Somewhere in {city}.", f"At {first_time} please.", f"No, make it {final_time}."
+    offer = f"Booking a table in {city} at {final_time}?"
+    turns = [
+        user("I want to eat out.", [], {}),
+        {"speaker": "system", "text": "Which city?", "spans": []},
+        user(said_city, [span(said_city, "city", city)], {"Restaurants_1": {"city": [city]}}),
+        {"speaker": "system", "text": "What time?", "spans": []},
+        user(
+            said_time, [span(said_time, "time", first_time)], {"Restaurants_1": {"city": [city], "time": [first_time]}}
+        ),
+        {"speaker": "system", "text": "Anything else?", "spans": []},
+        user(fixed, [span(fixed, "time", final_time)], {"Restaurants_1": {"city": [city], "time": [final_time]}}),
+        {"speaker": "system", "text": offer, "spans": [span(offer, "city", city), span(offer, "time", final_time)]},
+        user("Yes, that works.", [], {"Restaurants_1": {"city": [city], "time": [final_time]}}),
+    ]
+    return {"id": f"1_{i:05d}", "services": ["Restaurants_1"], "turns": turns}
+
+
+def _write_gz(path, rows):
+    import gzip
+
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def test_derived_samples_are_valid_deterministic_and_point_at_the_right_turns(tmp_path):
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "derive", Path(__file__).resolve().parents[2] / "scripts" / "derive_training_data.py"
+    )
+    derive = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(derive)
+    cities = ["Paris", "Oslo", "Lima", "Rome", "Kyiv", "Cairo"]
+    dialogues = [_sgd_dialogue(i, c, f"{i + 5} pm", f"{i + 1}:30 pm") for i, c in enumerate(cities)]
+    _write_gz(tmp_path / "sgd_train.jsonl.gz", dialogues)
+    _write_gz(tmp_path / "sgd_dev.jsonl.gz", dialogues)
+    chat = {
+        "personas": {"user1": ["I like tea."], "user2": ["I teach chemistry at a high school."]},
+        "turns": [{"speaker": "user1", "text": "What do you do?"},
+                  {"speaker": "user2", "text": "I teach chemistry at the local high school."}] * 10,
+    }  # fmt: skip
+    _write_gz(tmp_path / "spc.jsonl.gz", [{**chat, "id": f"valid-{i}", "split": "valid"} for i in range(40)])
+    args = ["--corpora", str(tmp_path), "-n", "6", "--seed", "3", "--min-segments", "20", "--max-segments", "60"]
+    for name in ("a", "b"):
+        assert derive.main([*args, "--out", str(tmp_path / f"{name}.jsonl")]) == 0
+    assert (tmp_path / "a.jsonl").read_text() == (tmp_path / "b.jsonl").read_text()
+    samples = load_samples(tmp_path / "a.jsonl").samples
+    assert len(samples) == 6
+    for s in samples:
+        questions = [(s.query, s.evidence, s.answer, s.template)]
+        questions += [(q.query, q.evidence, q.answer, q.template) for q in s.queries]
+        for query, evidence, answer, template in questions:
+            texts = [s.history[e] for e in evidence]
+            if template == "sgd-latest":  # the correcting turn, not the first request
+                assert texts == [f"User: No, make it {answer}."] or texts[0].endswith(f"] User: No, make it {answer}.")
+            elif template == "sgd-first":
+                assert texts == [t for t in texts if t.endswith(f"At {answer} please.")]
+            elif template == "sgd-stated":
+                assert all(answer in t for t in texts)
+            elif template == "spc-persona":
+                assert query.endswith("that they teach chemistry at a high school?")
+                assert all(t.split("] ")[-1].startswith(f"{answer}: I teach chemistry") for t in texts)
