@@ -28,3 +28,18 @@ def test_default_model_uses_context_that_static_minilm_and_its_own_ablation_miss
     evo, zero, static = (result[name]["overall"] for name in ("evo", "evo-zero-memory", "minilm"))
     assert evo["R@1"] >= static["R@1"] + 20
     assert evo["R@1"] > zero["R@1"] and evo["NDCG@10"] > zero["NDCG@10"]
+
+
+def test_the_turn_stating_an_earlier_fact_ranks_first():
+    """A later turn carries the earlier context, yet the turn that states a fact wins its question."""
+    stream = EvoEmbeddingModel.default().stream()
+    vectors = stream.add(
+        [
+            "Ana: I grew up in Porto, by the river.",
+            "Bob: My dog Rex hates the rain.",
+            "Ana: Last spring I moved to Oslo for work.",
+        ]
+    )
+    for memory in (True, False):
+        assert (vectors @ stream.encode_query("Which city did Ana grow up in?", memory=memory)).argmax() == 0
+        assert (vectors @ stream.encode_query("Where does Ana live now?", memory=memory)).argmax() == 2
