@@ -81,7 +81,10 @@ class Persistence:
                     raise ModelMismatchError(f"store holds {dim}-d vectors, the model makes {self.dim}-d ones")
                 self._state.apply(Change(cleared=True))
                 self.dim = dim if dim is not None else self._encoder.dim
-                for n, snapshot in enumerate(backend.open()):
+                snapshots = backend.open()  # read after the header: another process may have added since
+                if self.dim is None:
+                    self.dim = next((int(s.vectors.shape[1]) for s in snapshots if len(s.vectors)), None)
+                for n, snapshot in enumerate(snapshots):
                     self._install(n, snapshot)
         except BaseException:
             backend.close()

@@ -265,3 +265,21 @@ def test_a_damaged_database_raises_the_store_error(tmp_path, where):
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptStoreError):
         EvoStore.open(tmp_path / "s", embeddings=EMBEDDER)
+
+
+def test_opening_while_another_process_adds_the_first_vectors(tmp_path, monkeypatch):
+    """The header an opener reads first may predate the first vectors; the streams it reads next
+    do not: the store takes the dimension from them instead of failing."""
+    from evoembedding_integrations.store import sqlite_backend
+
+    writer = durable(tmp_path)  # an empty plain store: its header has no dimension yet
+    real_open = sqlite_backend.SQLiteBackend.open
+
+    def open_after_a_concurrent_add(self):
+        if not writer.ids():
+            writer.add(["the first text"], stream_id="s")  # commits between the header read and open()
+        return real_open(self)
+
+    monkeypatch.setattr(sqlite_backend.SQLiteBackend, "open", open_after_a_concurrent_add)
+    reader = durable(tmp_path)
+    assert reader.dim == 16 and [h.text for h in reader.search("first", k=1)] == ["the first text"]
