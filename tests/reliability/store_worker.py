@@ -4,7 +4,7 @@
     python store_worker.py reader PATH STOP_FILE         # opens and searches in a loop until STOP_FILE exists
 
 A writer prints ``add <id> <text>`` / ``del <id>`` only after the call returned (acknowledged), and
-flushes each line. A reader prints ``ok <loads>`` at the end; any failure exits non-zero with the
+``deleting <id>`` before it calls ``delete``; it flushes each line. A reader prints ``ok <loads>`` at the end; any failure exits non-zero with the
 traceback on stderr.
 """
 
@@ -31,6 +31,7 @@ def writer(path: str, name: str, count: int, seed: int) -> None:
     for n in range(count):
         if mine and rng.random() < 0.2:
             victim = mine.pop(rng.randrange(len(mine)))
+            print(f"deleting {victim}", flush=True)  # a kill from here on may or may not undo it
             store.delete([victim])
             print(f"del {victim}", flush=True)
             continue
