@@ -1,5 +1,6 @@
 """Integrations of evoembedding: the FAISS store and the framework layers built on it.
 
+* :mod:`.defaults`: the retrieval setting every entry point starts with (the best measured).
 * :mod:`.store`: :class:`EvoStore`, the persistent store of many streams (and its records, errors
   and filter language).
 * :mod:`.streams`: :class:`~.streams.StreamPool`, the per-stream readers behind the embedders.

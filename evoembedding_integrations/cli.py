@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from . import defaults
+
 __all__ = ["ExportedConversation", "read_conversations", "register"]
 
 INDEX_HELP = "read chat exports into a saved store, one stream per conversation"
@@ -386,9 +388,10 @@ def register(subparsers) -> None:
         help=SEARCH_HELP,
         description=_wrap(
             "Rank the segments of a saved store for a question and print the best: rank, score, "
-            "stream and text (or one JSON object per line with --json). The question is read without "
-            "any stream's memory (right for questions about any point of a finished history) and the "
-            "scores are cosine similarities; --hybrid fuses the ranking with BM25 over the texts."
+            "stream and text (or one JSON object per line with --json). By default the question is "
+            "read without any stream's memory (right for questions about any point of a finished "
+            "history) and the vector ranking is fused with BM25 over the texts (scores are fusion "
+            "scores); --no-hybrid gives the vector ranking alone, with cosine similarities."
         ),
         epilog=SEARCH_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -407,15 +410,15 @@ def register(subparsers) -> None:
     search.add_argument(
         "--hybrid",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=defaults.HYBRID,
         help="fuse the vector ranking with BM25 by reciprocal rank (scores are then fusion scores, "
-        "about 0.03 at the top; default: off)",
+        f"about 0.03 at the top; default: {'on' if defaults.HYBRID else 'off'})",
     )
     search.add_argument(
         "--query-memory",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="read the question over each stream's memory (default: off)",
+        default=defaults.QUERY_MEMORY,
+        help=f"read the question over each stream's memory (default: {'on' if defaults.QUERY_MEMORY else 'off'})",
     )
     search.add_argument("--model", default=None, help="the model the store was built with (default: the shipped one)")
     search.set_defaults(func=_search)

@@ -47,6 +47,7 @@ from pathlib import Path
 from evoembedding_core.chat import fold_messages
 from evoembedding_core.validation import check_positive_int, validate_id
 
+from . import defaults
 from .store import EvoStore, Record, compile_filter
 from .store.format import has_manifest
 from .store.sqlite_backend import database_path
@@ -134,8 +135,8 @@ class EvoAgentMemory:
         *,
         store: EvoStore | None = None,
         autosave: bool = True,
-        query_memory: bool = True,
-        hybrid: bool = False,
+        query_memory: bool = defaults.QUERY_MEMORY,
+        hybrid: bool = defaults.HYBRID,
     ) -> None:
         """Open (or create) a memory.
 

@@ -65,15 +65,15 @@ def main(argv: list[str] | None = None) -> list[str]:
     args = parser.parse_args(argv)
     path = args.path or tempfile.mkdtemp(prefix="langgraph_memories_")
 
-    # Questions about a whole history: queries read over an empty memory, fused with BM25.
-    store = EvoLangGraphStore(path=path, fields=["content"], query_memory=False, hybrid=True)
+    # The default setting: queries read over an empty memory, fused with BM25 (best for a whole history).
+    store = EvoLangGraphStore(path=path, fields=["content"])
     graph = build_graph(store)
     for user, messages in CONVERSATIONS.items():
         for message in messages:
             graph.invoke({"user": user, "message": message, "recalled": []})
     print(f"namespaces: {store.list_namespaces()} (saved in {path})")
 
-    reopened = EvoLangGraphStore(path=path, fields=["content"], query_memory=False, hybrid=True)
+    reopened = EvoLangGraphStore(path=path, fields=["content"])
     user, question = QUESTION
     out = build_graph(reopened, write=False).invoke({"user": user, "message": question, "recalled": []})
     print(f"\n{user} asks: {question}")

@@ -16,8 +16,13 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @pytest.fixture(scope="session")
 def minilm_model() -> EvoEmbeddingModel:
-    """Untrained EvoEmbedding model on the real packaged MiniLM weights (do not mutate)."""
-    return EvoEmbeddingModel(EvoEmbeddingConfig())
+    """Untrained EvoEmbedding model on the real packaged MiniLM weights (do not mutate).
+
+    Its new layers are initialised from a fixed seed, so every run and test order sees the same model.
+    """
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return EvoEmbeddingModel(EvoEmbeddingConfig())
 
 
 def build_tiny_causal(directory: Path, *, family: str = "qwen3", seed: int = 0) -> Path:

@@ -20,6 +20,7 @@ from langchain_core.embeddings import Embeddings
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.validation import validate_id, validate_texts
 
+from .. import defaults
 from ..store import DEFAULT_STREAM, resolve_model
 from ..streams import StreamPool
 from .stream_keys import DEFAULT_STREAM_KEY, StreamKey, check_stream_key, stream_of
@@ -31,10 +32,10 @@ class EvoEmbeddings(Embeddings):
     """Context-aware, stateful LangChain embeddings: one EvoEmbedding stream per stream id.
 
     **In another vector store** (Chroma, PGVector, ``InMemoryVectorStore``, ...), use one stream per
-    document, user or conversation, and read queries over an empty memory so one query vector
-    fits every stream:
+    document, user or conversation; queries are read over an empty memory (the default), so one
+    query vector fits every stream:
 
-    >>> emb = EvoEmbeddings(query_memory=False, stream_key="source")           # doctest: +SKIP
+    >>> emb = EvoEmbeddings(stream_key="source")                               # doctest: +SKIP
     >>> store = InMemoryVectorStore(emb)                                       # doctest: +SKIP
     >>> emb.add_documents_to(store, chunks)  # each source's chunks read in order, in their own stream
     >>> store.similarity_search("Where does Ana live?")                        # doctest: +SKIP
@@ -50,7 +51,7 @@ class EvoEmbeddings(Embeddings):
         model: EvoEmbeddingModel | str | os.PathLike | None = None,
         *,
         stream_id: str = DEFAULT_STREAM,
-        query_memory: bool = True,
+        query_memory: bool = defaults.QUERY_MEMORY,
         stream_key: StreamKey = DEFAULT_STREAM_KEY,
     ) -> None:
         """Create the embeddings.
@@ -59,8 +60,8 @@ class EvoEmbeddings(Embeddings):
             model: An ``EvoEmbeddingModel``, a model name or directory, or ``None`` for the shipped
                 default model (loaded once per process).
             stream_id: The stream used until :meth:`stream` switches to another.
-            query_memory: Read queries over the current stream's memory (``False``: over an empty
-                memory, the setting for a store holding many streams).
+            query_memory: Read queries over the current stream's memory (default ``False``: over
+                an empty memory, the setting for a store holding many streams).
             stream_key: How :meth:`add_documents_to` picks each document's stream: a metadata key
                 (default ``"source"``), a callable ``Document -> stream id``, or ``None``
                 (``metadata["stream_id"]`` always wins; else ``"default"``).

@@ -19,6 +19,7 @@ from evoembedding_core.validation import (
     validate_texts,
 )
 
+from .. import defaults
 from .backend import Backend, Change, MemoryBackend
 from .encoders import make_encoder
 from .filters import compile_filter
@@ -50,7 +51,8 @@ class EvoStore(Persistence):
     it in the same stream; every entry keeps its id, stream, position, text and JSON metadata.
     Deleting an entry removes its vector and text, but the stream's memory is not rewound.
 
-    Scores are cosine similarities (higher is better). All methods are thread-safe.
+    Scores are fusion scores with hybrid search (the default) and cosine similarities without it;
+    higher is better. All methods are thread-safe.
 
     >>> store = EvoStore()                                                 # doctest: +SKIP
     >>> store.add(["Ana: I grew up in Porto.", "Ana: Last year I moved to Oslo."], stream_id="ana")
@@ -64,10 +66,12 @@ class EvoStore(Persistence):
         index: ``"flat"`` (exact search) or ``"hnsw"`` (approximate for streams of at least
             ``hnsw_threshold`` vectors; filtered searches stay exact).
         hnsw_threshold: See ``index``.
-        query_memory: Read queries over each searched stream's memory (``False``: over an empty
-            memory; better for questions about any point of a long, finished history).
+        query_memory: Read queries over each searched stream's memory (default ``False``: over an
+            empty memory, better for questions about any point of a long, finished history).
         hybrid: Make :meth:`search` fuse the vector ranking with BM25 over the texts (reciprocal
-            rank fusion of the best ``max(k, 100)`` of each); hits then carry the fused score.
+            rank fusion of the best ``max(k, 100)`` of each; the default); hits then carry the
+            fused score. ``query_memory=True, hybrid=False`` is the method as specified; the
+            defaults are the best setting measured (:mod:`evoembedding_integrations.defaults`).
         path: A directory: the store is **durable** there (an SQLite database, created if
             missing; a snapshot saved there is imported): every mutating call is committed before
             it returns, and each call first catches up with what other processes committed.
@@ -91,8 +95,8 @@ class EvoStore(Persistence):
         embeddings=None,
         index: str = "flat",
         hnsw_threshold: int = 10_000,
-        query_memory: bool = True,
-        hybrid: bool = False,
+        query_memory: bool = defaults.QUERY_MEMORY,
+        hybrid: bool = defaults.HYBRID,
         path: str | os.PathLike | None = None,
         check_embedder: bool = True,
         lexical_scope: str = "store",

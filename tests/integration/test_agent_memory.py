@@ -35,7 +35,7 @@ def test_add_search_get_shapes_and_user_isolation(memory):
         {"source": "chat"},
     )
     assert item["created_at"] == item["updated_at"]
-    hits = memory.search("Which city do I live in now?", user_id="ana", k=3)
+    hits = memory.search("Where did I move for work?", user_id="ana", k=3)
     assert hits[0]["id"] == ids[2] and hits[0]["score"] >= hits[1]["score"]
     assert all(h["user_id"] == "ana" for h in hits)  # bo's memories are never searched for ana
     assert memory.search("bees", user_id="ana", k=5, filters={"role": "assistant"})[0]["id"] == ids[1]
@@ -142,14 +142,14 @@ def test_agent_memory_example_runs(minilm_model, capsys):
 
 
 def test_store_options_reach_the_store(minilm_model, tmp_path):
-    memory = EvoAgentMemory(tmp_path / "m", model=minilm_model, query_memory=False, hybrid=True)
+    memory = EvoAgentMemory(tmp_path / "m", model=minilm_model, query_memory=True, hybrid=False)
     ids = memory.add(["I keep bees on my roof.", "My sister Ines plays the oboe."], user_id="ana")
-    assert (memory.store.query_memory, memory.store.hybrid) == (False, True)
+    assert (memory.store.query_memory, memory.store.hybrid) == (True, False)
     hits = memory.search("Who plays the oboe?", user_id="ana", k=2)
     expected = memory.store.search("Who plays the oboe?", k=2, stream_ids="ana")
     assert [h["id"] for h in hits] == [h.id for h in expected] and hits[0]["id"] == ids[1]
-    reopened = EvoAgentMemory(tmp_path / "m", model=minilm_model, hybrid=True)
-    assert reopened.store.hybrid and reopened.store.query_memory and len(reopened) == 2
+    reopened = EvoAgentMemory(tmp_path / "m", model=minilm_model, query_memory=True)
+    assert reopened.store.hybrid and reopened.store.query_memory and len(reopened) == 2  # hybrid: the default
     with pytest.raises(TypeError, match="hybrid"):
         EvoAgentMemory(model=minilm_model, hybrid="yes")
 

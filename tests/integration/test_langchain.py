@@ -22,13 +22,16 @@ def model():
 
 
 def test_embeddings_follow_the_stream_order(model):
-    emb = EvoEmbeddings(model)
+    emb = EvoEmbeddings(model, query_memory=True)
     reference = model.stream()
     expected = reference.add(TURNS)
     got = emb.embed_documents(TURNS[:2]) + emb.embed_documents(TURNS[2:])
     assert isinstance(got[0][0], float)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(emb.embed_query("Where?"), reference.encode_query("Where?"), atol=1e-5)
+    default = EvoEmbeddings(model)  # queries over an empty memory
+    default.embed_documents(TURNS)
+    np.testing.assert_allclose(default.embed_query("Where?"), reference.encode_query("Where?", memory=False), atol=1e-5)
     fresh = emb.stream("other").embed_documents([TURNS[2]])[0]
     assert emb.stream_id == "other" and not np.allclose(fresh, got[2], atol=1e-4)  # same text, no history
     emb.stream("default").reset()
@@ -113,7 +116,7 @@ def test_rerank_streams_candidates_in_order(model):
 
 
 def test_vector_store_can_read_queries_without_memory(model):
-    store = EvoVectorStore(model, query_memory=False)
+    store = EvoVectorStore(model, query_memory=False, hybrid=False)
     store.add_texts(TURNS, ids=["t0", "t1", "t2"])
     query = model.stream().encode_query("Where does Ana live now?")  # empty memory
     hits = store.similarity_search_with_score("Where does Ana live now?", k=3)
@@ -136,7 +139,8 @@ def test_vector_store_hybrid_search_and_relevance(model, tmp_path):
         tmp_path / "h", EvoEmbeddings(model), hybrid=True, allow_dangerous_deserialization=True
     )
     assert [d.id for d in loaded.similarity_search("Where does Ana live now?", k=3)] == [d.id for d, _ in hybrid]
-    assert not EvoVectorStore.load_local(tmp_path / "h", EvoEmbeddings(model)).store.hybrid
+    assert EvoVectorStore.load_local(tmp_path / "h", EvoEmbeddings(model)).store.hybrid  # the default
+    assert not EvoVectorStore.load_local(tmp_path / "h", EvoEmbeddings(model), hybrid=False).store.hybrid
 
 
 def test_one_stream_pool_serves_both_embedders(model):

@@ -81,7 +81,7 @@ def test_stream_precedence_explicit_id_key_and_callable(model):
 
 
 def test_index_with_an_edited_document_equals_a_fresh_read(model):
-    vs = EvoVectorStore(model)
+    vs = EvoVectorStore(model, query_memory=True)  # queries read the stream's memory: what it holds shows
     manager = InMemoryRecordManager(namespace="evo/test")
     manager.create_schema()
     options = {"cleanup": "incremental", "source_id_key": "source", "key_encoder": "sha256"}
@@ -165,14 +165,14 @@ def test_threshold_retriever_keeps_the_relevant_documents(model):
     # BM25 statistics are per stream: a third chunk without "cat" gives the word weight in pets.md
     docs = chunks("pets.md", [*PETS, "We repainted the kitchen in May."])
     docs += chunks("train.md", OTHER[:1]) + chunks("report.md", OTHER[1:])
-    vs = EvoVectorStore.from_documents(docs, model, query_memory=False)
+    vs = EvoVectorStore.from_documents(docs, model, hybrid=False)
     scored = vs.similarity_search_with_relevance_scores("Tell me about my cat", k=5)
     assert all(0.0 <= r <= 1.0 for _, r in scored)
     raw = vs.similarity_search_with_score("Tell me about my cat", k=5)
     assert [(d.id, r) for d, r in scored] == [(d.id, cosine_relevance(s)) for d, s in raw]
     retriever = vs.as_retriever(search_type="similarity_score_threshold", search_kwargs={"score_threshold": 0.25})
     assert {d.page_content for d in retriever.invoke("Tell me about my cat")} == set(PETS)
-    hybrid = EvoVectorStore.from_documents(docs, model, query_memory=False, hybrid=True)
+    hybrid = EvoVectorStore.from_documents(docs, model)  # hybrid: the default
     fused = hybrid.similarity_search_with_relevance_scores("Tell me about my cat", k=5)
     assert fused[0][0].page_content == PETS[0] and fused[0][1] > 0.95  # first in both rankings
     assert all(r < 0.6 for _, r in fused[1:])

@@ -110,7 +110,8 @@ def test_namespaces_map_to_streams_and_read_in_order(model, store):
         EvoLangGraphStore(model, stream_depth=0)
 
 
-def test_query_search_ranks_within_the_prefix(model, store):
+def test_query_search_ranks_within_the_prefix(model):
+    store = EvoLangGraphStore(model, hybrid=False, fields=["content"])  # scores: cosine similarities
     fill(store)
     found = store.search(("memories", "ana"), query="Which pet does Ana have?")
     assert all(type(i) is SearchItem and i.namespace == ("memories", "ana") for i in found)

@@ -21,7 +21,7 @@ from llama_index.core.vector_stores.types import (
 
 from evoembedding_core import EvoStream
 from evoembedding_integrations.llama_index import EvoEmbedding, EvoRerank, EvoRetriever, EvoVectorStore
-from evoembedding_integrations.store import ModelMismatchError
+from evoembedding_integrations.store import EvoStore, ModelMismatchError
 
 DOCS = [
     Document(
@@ -84,7 +84,9 @@ def test_index_retriever_and_query_engine_answer_from_the_right_document(minilm_
     assert sorted(vs.store.streams()) == ["ana", "ben", "chen"]
 
 
-def test_query_scores_are_cosines_against_each_documents_memory(store, minilm_model):
+def test_query_scores_are_cosines_against_each_documents_memory(minilm_model):
+    store = EvoVectorStore(store=EvoStore(minilm_model, query_memory=True, hybrid=False))  # the method as specified
+    store.add([n.model_copy() for n in NODES])
     result = query(store, "Who adopted a cat called Pixel?")
     assert ids(result)[0] == "m1"
     assert result.similarities == sorted(result.similarities, reverse=True)

@@ -58,7 +58,8 @@ def assert_same(a, b):
         np.testing.assert_array_equal(a[1][key], b[1][key])
 
 
-def test_vectors_and_scores_are_those_of_each_streams_memory(store, model):
+def test_vectors_and_scores_are_those_of_each_streams_memory(model, saved):
+    store = EvoStore.load(saved, model, query_memory=True, hybrid=False)  # the method as specified
     reference = {}
     for sid, texts in (("ana", ANA), ("bob", BOB)):
         stream = model.stream()
@@ -76,14 +77,14 @@ def test_vectors_and_scores_are_those_of_each_streams_memory(store, model):
 
 
 def test_query_memory_off_reads_queries_over_an_empty_memory(model, saved):
-    store = EvoStore.load(saved, model, query_memory=False)
+    store = EvoStore.load(saved, model, hybrid=False)  # query_memory=False: the default
     fresh = model.stream()
     query = fresh.encode_query("Where does she live now?")  # an empty stream: no memory
     np.testing.assert_allclose(store.encode_query("Where does she live now?", "ana"), query, atol=1e-5)
     hits = store.search("Where does she live now?", k=6)
     for hit in hits:  # stored vectors keep their context; only the query changes
         assert hit.score == pytest.approx(float(store.vectors([hit.id])[0] @ query), abs=1e-5)
-    with_memory = EvoStore.load(saved, model).search("Where does she live now?", k=6)
+    with_memory = EvoStore.load(saved, model, query_memory=True, hybrid=False).search("Where does she live now?", k=6)
     assert [h.score for h in hits] != pytest.approx([h.score for h in with_memory], abs=1e-4)
     with pytest.raises(TypeError, match="query_memory"):
         EvoStore(model, query_memory="no")
@@ -299,7 +300,7 @@ def test_a_different_model_is_refused(store, tmp_path):
 
 
 def test_plain_mode_is_a_cosine_faiss_store(tmp_path):
-    store = EvoStore(embeddings=hash_embedder)
+    store = EvoStore(embeddings=hash_embedder, hybrid=False)
     store.add(["alpha", "beta", "gamma"], ids=["1", "2", "3"], metadatas=[{"g": 1}, {"g": 2}, {"g": 1}])
     top = store.search("beta", k=3)
     assert top[0].id == "2" and top[0].score == pytest.approx(1.0, abs=1e-5)
@@ -307,7 +308,7 @@ def test_plain_mode_is_a_cosine_faiss_store(tmp_path):
     store.save(tmp_path / "p")
     with pytest.raises(ModelMismatchError, match="embeddings="):
         EvoStore.load(tmp_path / "p")
-    loaded = EvoStore.load(tmp_path / "p", embeddings=hash_embedder)
+    loaded = EvoStore.load(tmp_path / "p", embeddings=hash_embedder, hybrid=False)
     assert [(h.id, h.score) for h in loaded.search("beta", k=3)] == [(h.id, h.score) for h in top]
     with pytest.raises(ValueError, match="dimension"):
         loaded.search_by_vector(np.ones(3))

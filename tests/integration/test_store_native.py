@@ -122,7 +122,7 @@ def adapter_query(model: EvoEmbeddingModel, query: str) -> np.ndarray:
 
 @pytest.mark.parametrize("query_memory", [True, False])
 def test_documents_and_queries_both_use_the_bundled_encoder(native_model, query_memory, tmp_path):
-    store = EvoStore(native_model, query_memory=query_memory)
+    store = EvoStore(native_model, query_memory=query_memory, hybrid=False)  # scores: cosine similarities
     store.add(DOCS[:1], stream_id="ana", ids=["a0"])
     store.add(DOCS[1:], stream_id="ana", ids=["a1"])
     store.add(DOCS, stream_id="bob", ids=["b0", "b1"])
@@ -134,5 +134,5 @@ def test_documents_and_queries_both_use_the_bundled_encoder(native_model, query_
     assert len(hits) == 4
     for hit in hits:
         assert hit.score == pytest.approx(float(docs[hit.position] @ query), abs=1e-5)
-    loaded = EvoStore.load(store.save(tmp_path / "native"), native_model, query_memory=query_memory)
+    loaded = EvoStore.load(store.save(tmp_path / "native"), native_model, query_memory=query_memory, hybrid=False)
     assert [(h.id, round(h.score, 5)) for h in loaded.search(QUERY, k=4)] == [(h.id, round(h.score, 5)) for h in hits]

@@ -162,8 +162,9 @@ def test_constructor_rejects_bad_keywords(kwargs, error, match):
         EvoEmbeddingClient(**kwargs)
 
 
-def _store_ranking(model: EvoEmbeddingModel, k: int, **options) -> list[int]:
-    store = EvoStore(model, **options)
+def _store_ranking(model: EvoEmbeddingModel, k: int, query_memory: bool = True) -> list[int]:
+    """The store's ranking of the chat's turns for its last message, read as the card does (vectors only)."""
+    store = EvoStore(model, query_memory=query_memory, hybrid=False)
     store.add(TURNS, stream_id="chat")
     return [hit.position for hit in store.search(CHAT[-1]["content"], k=k, stream_ids="chat")]
 
