@@ -5,7 +5,9 @@ tokens, seeded synthetic conversations), tokenised up front. Two arrival pattern
 
 * ``bulk``: every stream's turns arrive in one call (importing many histories);
 * ``live``: turns arrive ``--call-size`` at a time per stream, round-robin over the streams (many
-  users chatting at once); each round is one ``advance_many`` call over all streams.
+  users chatting at once); each round is one ``advance_many`` call over all streams;
+* ``store``: the public path, ``EvoStore.add``: one ``add`` per stream ("one at a time") against
+  one ``add`` of every stream's turns (``stream_id=`` a list; the store batches the streams' rows).
 
 "one at a time" runs :func:`~evoembedding_core.recurrence.advance` per stream and call, the same
 calls in the same order; "together" runs one ``advance_many`` per round. Both sides read the same
@@ -27,6 +29,7 @@ from common import chat_turns, parse_args, print_table, timed, write_results
 
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.recurrence import StreamState, advance, advance_many
+from evoembedding_integrations.store import EvoStore
 
 TARGET_SPEEDUP = 3.0
 
@@ -54,12 +57,26 @@ def together(model, calls, max_rows=None):
     return [torch.cat(v) for v in out]
 
 
+def store_one_at_a_time(model, texts_per_stream):
+    store = EvoStore(model)
+    for i, texts in enumerate(texts_per_stream):
+        store.add(texts, stream_id=f"s{i}", progress=False)
+    return [torch.from_numpy(store.vectors(store.ids(f"s{i}"))) for i in range(len(texts_per_stream))]
+
+
+def store_together(model, texts_per_stream):
+    store = EvoStore(model)
+    flat = [t for texts in texts_per_stream for t in texts]
+    store.add(flat, stream_id=[f"s{i}" for i, texts in enumerate(texts_per_stream) for _ in texts], progress=False)
+    return [torch.from_numpy(store.vectors(store.ids(f"s{i}"))) for i in range(len(texts_per_stream))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--streams", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--turns-per-stream", type=int, default=16)
     parser.add_argument("--call-size", type=int, default=1, help="turns per stream per call (live pattern)")
-    parser.add_argument("--patterns", nargs="+", default=["live", "bulk"], choices=["live", "bulk"])
+    parser.add_argument("--patterns", nargs="+", default=["live", "bulk"], choices=["live", "bulk", "store"])
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--max-rows", type=int, default=None, help="advance_many's max_rows (default: its own)")
     args = parse_args(parser)
@@ -68,6 +85,7 @@ def main() -> None:
     turns = chat_turns(most * args.turns_per_stream, model.tokenizer, seed=args.seed)
     ids = model.tokenize(turns)
     per_stream = [ids[i * args.turns_per_stream : (i + 1) * args.turns_per_stream] for i in range(most)]
+    texts_per_stream = [turns[i * args.turns_per_stream : (i + 1) * args.turns_per_stream] for i in range(most)]
     one_at_a_time(model, [[per_stream[0][:4]]])  # warm-up
     together(model, [[per_stream[0][:4], per_stream[1][:4]]])
 
@@ -79,9 +97,14 @@ def main() -> None:
             total = n * args.turns_per_stream
             seq_times, many_times = [], []
             for _ in range(args.repeats):
-                seconds, seq = timed(one_at_a_time, model, calls)
-                seq_times.append(seconds)
-                seconds, many = timed(together, model, calls, args.max_rows)
+                if pattern == "store":
+                    seconds, seq = timed(store_one_at_a_time, model, texts_per_stream[:n])
+                    seq_times.append(seconds)
+                    seconds, many = timed(store_together, model, texts_per_stream[:n])
+                else:
+                    seconds, seq = timed(one_at_a_time, model, calls)
+                    seq_times.append(seconds)
+                    seconds, many = timed(together, model, calls, args.max_rows)
                 many_times.append(seconds)
             diff = max(float((a - b).abs().max()) for a, b in zip(seq, many))
             seq_s, many_s = statistics.median(seq_times), statistics.median(many_times)

@@ -21,7 +21,16 @@ from collections.abc import Mapping, Sequence
 
 from .validation import validate_id
 
-__all__ = ["ROLES", "UNITS", "MessageFormatError", "fold_chat", "fold_messages", "format_message", "validate_messages"]
+__all__ = [
+    "ROLES",
+    "UNITS",
+    "MessageFormatError",
+    "fold_chat",
+    "fold_messages",
+    "format_message",
+    "message_groups",
+    "validate_messages",
+]
 
 ROLES = {"user": "User", "assistant": "Assistant", "system": "System"}
 """The accepted roles and the label each one gets in a segment."""
@@ -107,21 +116,37 @@ def fold_messages(messages: Sequence[Mapping], *, unit: str = "message") -> list
         ValueError: A role is unknown, a content is empty, or ``unit`` is not one of :data:`UNITS`.
         TypeError: A content is not a string.
     """
+    messages = validate_messages(messages)
+    return ["\n".join(_segment(messages[i]) for i in group) for group in message_groups(messages, unit=unit)]
+
+
+def message_groups(messages: Sequence[Mapping], *, unit: str = "message") -> list[list[int]]:
+    """Which messages each segment of :func:`fold_messages` holds: their indices, in order.
+
+    Args:
+        messages: Validated chat messages.
+        unit: As in :func:`fold_messages`.
+
+    Returns:
+        One list of message indices per segment.
+
+    Raises:
+        ValueError: ``unit`` is not one of :data:`UNITS`.
+    """
     if unit not in UNITS:
         raise ValueError(f"unit must be 'message' or 'pair', got {unit!r}")
-    messages = validate_messages(messages)
     if unit == "message":
-        return [_segment(m) for m in messages]
-    segments: list[str] = []
+        return [[i] for i in range(len(messages))]
+    groups: list[list[int]] = []
     i = 0
     while i < len(messages):
         if messages[i]["role"] == "user" and i + 1 < len(messages) and messages[i + 1]["role"] == "assistant":
-            segments.append(f"{_segment(messages[i])}\n{_segment(messages[i + 1])}")
+            groups.append([i, i + 1])
             i += 2
         else:
-            segments.append(_segment(messages[i]))
+            groups.append([i])
             i += 1
-    return segments
+    return groups
 
 
 def fold_chat(messages: Sequence[Mapping], *, unit: str = "pair") -> tuple[list[str], str]:

@@ -15,10 +15,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 
 from .model import EvoEmbeddingModel
-from .recurrence import StreamState, advance, represent_queries
+from .recurrence import StreamState, advance, advance_many, represent_queries
 from .validation import check_int, validate_texts
 
-__all__ = ["STATE_FORMAT_VERSION", "EvoStream", "validate_texts"]  # validate_texts: kept importable from here
+__all__ = [
+    "STATE_FORMAT_VERSION",
+    "EvoStream",
+    "add_many",
+    "validate_texts",
+]  # validate_texts: kept importable from here
 STATE_FORMAT_VERSION = 1
 MAX_STREAM_LENGTH = 2**53
 """Most segments a saved stream state may count (integers stay exact in JSON and floats below it)."""
@@ -239,6 +244,42 @@ class EvoStream:
         if header.get("sha256") != _state_digest(tensors, raw_meta):
             raise ValueError(f"{path}: stream state fails its sha256 checksum (corrupted or modified)")
         return self.load_state_dict({**tensors, "meta": meta})
+
+
+def add_many(streams: Sequence[EvoStream], texts_per_stream: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    """Append segments to several streams at once: rows of different streams share forward calls.
+
+    Each stream ends as :meth:`EvoStream.add` would leave it, and gets the same vectors (up to
+    float rounding); only the batching differs (:func:`~evoembedding_core.recurrence.advance_many`).
+
+    Args:
+        streams: Distinct streams of one model.
+        texts_per_stream: Each stream's new segments, in order (may be empty).
+
+    Returns:
+        Each stream's vectors, (n_i, d) float32.
+
+    Raises:
+        ValueError: Counts differ, a stream is given twice, or the streams use different models.
+        TypeError, ValueError: Invalid texts, raised before any stream changes.
+    """
+    if len(streams) != len(texts_per_stream):
+        raise ValueError(f"one list of texts per stream is required (got {len(streams)} and {len(texts_per_stream)})")
+    if len({id(s) for s in streams}) != len(streams):
+        raise ValueError("a stream is given twice: pass each stream once, with all its texts in order")
+    if not streams:
+        return []
+    model = streams[0].model
+    if any(s.model is not model for s in streams):
+        raise ValueError("the streams use different models")
+    checked = [validate_texts(texts) if len(texts) else [] for texts in texts_per_stream]
+    with torch.inference_mode():
+        vectors, states = advance_many(
+            model, [s.state for s in streams], [model.tokenize(t) if t else [] for t in checked]
+        )
+    for stream, state in zip(streams, states):
+        stream._state = state
+    return [v.cpu().numpy().astype(np.float32) for v in vectors]
 
 
 def _max_state_bytes(model: EvoEmbeddingModel) -> int:

@@ -14,7 +14,9 @@ Design decisions:
 * **Entries.** A string is one memory; a list of strings is several; chat messages
   (``{"role", "content"}`` dicts) are stored one per message as ``"User: ..."`` / ``"Assistant: ..."``
   (:func:`evoembedding_core.chat.fold_messages` with ``unit="message"``; the message's role is kept
-  in the entry). No LLM extracts facts: what you add is what is stored (mem0's ``infer=False``).
+  in the entry). With ``EvoAgentMemory(unit="pair")`` a user message and the assistant reply right
+  after it are one entry (``"User: ...\nAssistant: ..."``, role ``"pair"``), the retrieval unit the
+  EvoEmbedding paper evaluates with. No LLM extracts facts: what you add is what is stored (mem0's ``infer=False``).
 * **Results** are plain dicts with mem0's field names: ``id``, ``memory``, ``user_id``,
   ``session_id``, ``role``, ``metadata``, ``created_at``, ``updated_at`` and, from ``search``,
   ``score`` (cosine, higher is better; the fused score with ``hybrid=True``). ``add`` returns the new ids.
@@ -44,7 +46,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evoembedding_core.chat import fold_messages
+from evoembedding_core.chat import UNITS, fold_messages, message_groups
 from evoembedding_core.validation import check_positive_int, validate_id
 
 from . import defaults
@@ -78,8 +80,12 @@ def mutation_lock(store: EvoStore) -> threading.RLock:
         return lock
 
 
-def _entries(messages_or_text) -> list[tuple[str, str | None]]:
-    """(text, role) pairs from a string, a list of strings, or a list of chat messages."""
+PAIR_ROLE = "pair"
+"""The role of an entry holding a user message and the assistant's reply (``unit="pair"``)."""
+
+
+def _entries(messages_or_text, unit: str = "message") -> list[tuple[str, str | None]]:
+    """(text, role) pairs from a string, a list of strings, or a list of chat messages (folded by ``unit``)."""
     if isinstance(messages_or_text, str):
         return [(validate_id(messages_or_text, "text"), None)]
     if isinstance(messages_or_text, Mapping):
@@ -91,8 +97,12 @@ def _entries(messages_or_text) -> list[tuple[str, str | None]]:
     if not messages_or_text:
         raise ValueError("messages is empty: nothing to remember")
     if all(isinstance(item, Mapping) for item in messages_or_text):
-        segments = fold_messages(messages_or_text, unit="message")
-        return [(segment, message["role"]) for segment, message in zip(segments, messages_or_text)]
+        segments = fold_messages(messages_or_text, unit=unit)
+        groups = message_groups(messages_or_text, unit=unit)
+        return [
+            (segment, messages_or_text[group[0]]["role"] if len(group) == 1 else PAIR_ROLE)
+            for segment, group in zip(segments, groups)
+        ]
     out = []
     for i, item in enumerate(messages_or_text):
         if isinstance(item, str):
@@ -135,6 +145,7 @@ class EvoAgentMemory:
         *,
         store: EvoStore | None = None,
         autosave: bool = True,
+        unit: str = "message",
         query_memory: bool = defaults.QUERY_MEMORY,
         hybrid: bool = defaults.HYBRID,
     ) -> None:
@@ -149,17 +160,23 @@ class EvoAgentMemory:
                 the agent-memory adapters share one store.
             autosave: With a ``path``, commit every change before the call returns (``False``:
                 load the memory and write it only on :meth:`save`).
-            query_memory: :class:`EvoStore`'s option: ``False`` encodes queries over an empty memory.
-            hybrid: :class:`EvoStore`'s option: fuse the vector ranking with BM25.
-                ``query_memory=False, hybrid=True`` is the best setting measured for questions
-                about a long history (``docs/evaluation.md``).
+            unit: How :meth:`add` stores chat messages: ``"message"`` (one entry per message) or
+                ``"pair"`` (a user message and the assistant reply right after it, one entry).
+            query_memory: :class:`EvoStore`'s option: ``False`` (the default) encodes queries over
+                an empty memory.
+            hybrid: :class:`EvoStore`'s option (default ``True``): fuse the vector ranking with
+                BM25. The defaults are the best setting measured for questions about a long
+                history (``docs/evaluation.md``).
 
         Raises:
-            ValueError: ``store`` is given with ``path`` or ``model``.
+            ValueError: ``store`` is given with ``path`` or ``model``, or an unknown ``unit``.
             TypeError: ``store`` is not an :class:`EvoStore`, or a store option has the wrong type.
         """
         self.path = Path(path) if path is not None else None
         self.autosave = bool(autosave)
+        if unit not in UNITS:
+            raise ValueError(f"unit must be 'message' or 'pair', got {unit!r}")
+        self.unit = unit
         if store is not None:
             if path is not None or model is not None:
                 raise ValueError("pass either store= or path= / model=, not both")
@@ -188,7 +205,7 @@ class EvoAgentMemory:
 
         Args:
             messages_or_text: A string, a list of strings, or ``{"role", "content"}`` messages
-                (one entry per message).
+                (one entry per message, or per user message and reply with ``unit="pair"``).
             user_id: The user (one stream per user).
             session_id: Kept as metadata; narrows later searches.
             metadata: The caller's own metadata for every entry (no reserved keys).
@@ -202,7 +219,7 @@ class EvoAgentMemory:
         """
         user_id = validate_id(user_id, "user_id")
         session_id = validate_id(session_id, "session_id", optional=True)
-        entries, extra = _entries(messages_or_text), _user_metadata(metadata)
+        entries, extra = _entries(messages_or_text, self.unit), _user_metadata(metadata)
         stamp = _now()
         metadatas = [
             {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..chat import UNITS
 from .names import SYSTEMS, check_system_names
 
 EPILOG = """examples:
@@ -87,6 +88,13 @@ def register(subparsers) -> None:
         default=None,
         help="instead of running: combine the results.json of shards or of runs of other systems",
     )
+    parser.add_argument(
+        "--unit",
+        choices=UNITS,
+        default="message",
+        help="retrieval unit: one message per candidate (default), or 'pair': a turn and the reply after it "
+        "(the benchmark is then named NAME-pairs)",
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -128,6 +136,7 @@ def _merged(dirs: list[str]) -> dict:
 
 def _run(args: argparse.Namespace) -> dict:
     from ..model import EvoEmbeddingModel
+    from .conversation import paired
     from .loaders import load_benchmark
     from .names import uses_model
     from .runner import evaluate
@@ -139,6 +148,8 @@ def _run(args: argparse.Namespace) -> dict:
         if n > len(conversations):
             raise SystemExit(f"error: --shard {k}/{n}: {name} has only {len(conversations)} conversation(s)")
         conversations = conversations[k - 1 :: n]
+    if args.unit == "pair":
+        name, conversations = f"{name}-pairs", [paired(c) for c in conversations]
 
     def load_model() -> EvoEmbeddingModel:
         return EvoEmbeddingModel.default() if args.model == "default" else EvoEmbeddingModel.from_pretrained(args.model)

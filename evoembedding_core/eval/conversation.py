@@ -1,8 +1,12 @@
-"""The evaluation unit: a conversation streamed in order, and the questions asked after it."""
+"""The evaluation unit: a conversation streamed in order, and the questions asked after it.
+
+Turns are the retrieval candidates (one message each); :func:`paired` makes a turn and the reply
+after it one candidate instead, the unit the EvoEmbedding authors evaluate with.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -59,3 +63,39 @@ class Conversation:
     @property
     def candidates(self) -> list[Segment]:
         return [s for s in self.segments if s.kind == "turn"]
+
+
+def paired(conversation: Conversation) -> Conversation:
+    """The conversation with a turn and the turn after it (its reply) as one candidate.
+
+    Turns are taken two at a time in order within each run of turns (a header or a new session
+    starts a new run; a run's odd last turn stays alone). A pair's text is its two turns' texts on
+    two lines, its id, session and date those of its first turn; a question's evidence becomes
+    the pairs that hold its evidence turns.
+
+    Args:
+        conversation: A conversation of one-message turns.
+
+    Returns:
+        A new conversation (the given one is not changed).
+    """
+    segments: list[Segment] = []
+    pair_of: dict[str, str] = {}
+    open_pair: Segment | None = None
+    for segment in conversation.segments:
+        if segment.kind != "turn":
+            open_pair = None
+            segments.append(segment)
+            continue
+        if open_pair is not None and open_pair.session == segment.session:
+            segments[-1] = replace(open_pair, text=f"{open_pair.text}\n{segment.text}")
+            pair_of[segment.turn_id] = open_pair.turn_id
+            open_pair = None
+            continue
+        segments.append(segment)
+        pair_of[segment.turn_id] = segment.turn_id
+        open_pair = segment
+    questions = [
+        replace(q, evidence=tuple(dict.fromkeys(pair_of[e] for e in q.evidence))) for q in conversation.questions
+    ]
+    return Conversation(conversation.name, segments, questions, conversation.skipped_questions)

@@ -290,11 +290,11 @@ class EvoEncoder(Encoder):
     mode = "evo"
 
     def __init__(self, model: EvoEmbeddingModel) -> None:
-        from evoembedding_core import EvoStream
+        from evoembedding_core.stream import EvoStream, add_many
 
         self.model = model
         self.dim = model.output_dim
-        self._stream_class = EvoStream
+        self._stream_class, self._add_many = EvoStream, add_many
 
     def new_memory(self) -> EvoStream:
         return self._stream_class(self.model)
@@ -304,15 +304,15 @@ class EvoEncoder(Encoder):
 
     def embed(self, texts, stream_of, memories, dim):
         vectors = np.zeros((len(texts), self.model.output_dim), np.float32)
-        advanced: dict[str, EvoStream] = {}
-        for sid in dict.fromkeys(stream_of):
-            rows = [i for i, s in enumerate(stream_of) if s == sid]
-            current = memories.get(sid)
-            reader = self.copy_memory(current) if current is not None else self.new_memory()
-            with model_lock(self.model):
-                vectors[rows] = reader.add([texts[i] for i in rows])
-            advanced[sid] = reader
-        return vectors, advanced
+        rows = {sid: [i for i, s in enumerate(stream_of) if s == sid] for sid in dict.fromkeys(stream_of)}
+        readers = {
+            sid: self.copy_memory(memories[sid]) if memories.get(sid) is not None else self.new_memory() for sid in rows
+        }
+        with model_lock(self.model):  # the streams' rows share forward calls
+            per_stream = self._add_many(list(readers.values()), [[texts[i] for i in r] for r in rows.values()])
+        for r, stream_vectors in zip(rows.values(), per_stream):
+            vectors[r] = stream_vectors
+        return vectors, readers
 
     def encode_query(self, query, memory, *, use_memory, dim) -> np.ndarray:
         reader = memory if memory is not None else self.new_memory()

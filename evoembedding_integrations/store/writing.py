@@ -19,9 +19,11 @@ import numpy as np
 EMBED_CHUNK = 32
 """Texts per progress step of a bulk add."""
 EVO_STEP = 4
-"""Texts an EvoEmbedding model reads per step of an add: the model's lock is released (and handed
+"""Texts of one stream an EvoEmbedding model reads per step of an add: the model's lock is released (and handed
 to a waiting search) between steps, so a search waits for one step, not for the whole add. A stream
 read in several steps gets the vectors of one pass up to float rounding (about 1e-6)."""
+STEP_ROWS = 64
+"""Most texts one step of an add over several streams reads (:func:`evo_steps`)."""
 HANDOFF_S = 0.002
 """Pause between two steps, so a thread waiting for the model's lock gets it."""
 
@@ -85,30 +87,68 @@ def _stderr_is_a_terminal() -> bool:
         return False
 
 
+def evo_steps(stream_of: list[str]) -> list[list[int]]:
+    """Which texts each step of an EvoEmbedding add reads: every stream's texts in order,
+    :data:`EVO_STEP` at a time, with the next texts of several streams in one step (at most one
+    such group per stream and :data:`STEP_ROWS` texts), so their rows share forward calls.
+
+    Args:
+        stream_of: Each text's stream id.
+
+    Returns:
+        The text indices of each step, in the order the steps run.
+    """
+    positions: dict[str, list[int]] = {}
+    for i, sid in enumerate(stream_of):
+        positions.setdefault(sid, []).append(i)
+    longest = max((len(idx) for idx in positions.values()), default=0)
+    groups = [idx[r : r + EVO_STEP] for r in range(0, longest, EVO_STEP) for idx in positions.values() if r < len(idx)]
+    steps: list[list[int]] = []
+    current: list[int] = []
+    in_step: set[str] = set()
+    for group in groups:
+        sid = stream_of[group[0]]
+        if current and (sid in in_step or len(current) + len(group) > STEP_ROWS):
+            steps.append(current)
+            current, in_step = [], set()
+        current += group
+        in_step.add(sid)
+    if current:
+        steps.append(current)
+    return steps
+
+
 def embed_in_chunks(encoder, texts, stream_of, memories, dim, report, *, chunked: bool):
-    """``encoder.embed`` over the texts in steps (:data:`EVO_STEP` texts if ``chunked``, else
-    :data:`EMBED_CHUNK` when progress is reported, else one step), each step reading on from the
-    memories the previous one left.
+    """``encoder.embed`` over the texts in steps, each step reading on from the memories the
+    previous one left: :func:`evo_steps` if ``chunked``, else :data:`EMBED_CHUNK` texts at a time
+    when progress is reported, else one step.
 
     Returns:
         ``(vectors, memories)`` as ``encoder.embed`` returns them for all the texts.
     """
-    step_size = EVO_STEP if chunked else EMBED_CHUNK
-    if len(texts) <= step_size or (not chunked and report is None):
+    size = EMBED_CHUNK if report is not None else max(len(texts), 1)
+    steps = (
+        evo_steps(stream_of)
+        if chunked
+        else [list(range(s, min(s + size, len(texts)))) for s in range(0, len(texts), size)]
+    )
+    if len(steps) <= 1:
         vectors, advanced = encoder.embed(texts, stream_of, memories, dim)
         if report is not None:
             report(len(texts), len(texts))
         return vectors, advanced
-    parts, current, advanced = [], dict(memories), {}
-    for start in range(0, len(texts), step_size):
-        if start:
+    out, current, advanced, done = None, dict(memories), {}, 0
+    for n, indices in enumerate(steps):
+        if n:
             time.sleep(HANDOFF_S)
-        end = min(start + step_size, len(texts))
-        vectors, step = encoder.embed(texts[start:end], stream_of[start:end], current, dim)
+        vectors, step = encoder.embed([texts[i] for i in indices], [stream_of[i] for i in indices], current, dim)
         current.update(step)
         advanced.update(step)
         dim = vectors.shape[1] if dim is None else dim
-        parts.append(vectors)
+        if out is None:
+            out = np.zeros((len(texts), vectors.shape[1]), vectors.dtype)
+        out[indices] = vectors
+        done += len(indices)
         if report is not None:
-            report(end, len(texts))
-    return np.concatenate(parts), advanced
+            report(done, len(texts))
+    return out, advanced

@@ -170,3 +170,19 @@ def test_update_keeps_what_it_is_not_given_and_is_shared_by_the_adapters(memory)
     assert shared._lock is memory._lock is retriever.memory._lock  # one mutation lock per store
     with pytest.raises(ValueError, match="not both"):
         EvoAgentMemory(model=memory.store.model, store=memory.store)
+
+
+def test_pair_unit_stores_a_user_message_and_its_reply_as_one_memory(minilm_model):
+    memory = EvoAgentMemory(model=minilm_model, unit="pair")
+    chat = [*ANA, {"role": "assistant", "content": "How is the weather there?"}]
+    ids = memory.add(chat, user_id="ana")
+    stored = [memory.get(i) for i in ids]
+    assert [(m["memory"], m["role"]) for m in stored] == [
+        ("User: I grew up in Porto.\nAssistant: Porto is lovely.", "pair"),
+        ("User: Last month I moved to Oslo for work.\nAssistant: How is the weather there?", "pair"),
+    ]
+    lone = memory.add([{"role": "assistant", "content": "Anything else?"}], user_id="ana")
+    assert memory.get(lone[0])["role"] == "assistant"  # a message without its pair stays one entry
+    assert memory.search("Where did I move for work?", user_id="ana", k=1)[0]["id"] == ids[1]
+    with pytest.raises(ValueError, match="unit"):
+        EvoAgentMemory(model=minilm_model, unit="turn")

@@ -11,7 +11,7 @@ from conftest import SHARED_DATA
 from evoembedding_core.cli import main
 from evoembedding_core.eval import build_systems, evaluate, evaluate_samples
 from evoembedding_core.eval.baselines import BM25Baseline, DenseBaseline
-from evoembedding_core.eval.conversation import Conversation, Question, Segment
+from evoembedding_core.eval.conversation import Conversation, Question, Segment, paired
 from evoembedding_core.eval.report import markdown_report, write_report
 from evoembedding_core.eval.systems import EvoSystem, dated_conversation, relabel
 from evoembedding_core.lexical import reciprocal_rank_fusion, top_ranked
@@ -293,3 +293,31 @@ def test_dense_baseline_query_prefix(embedder):
     expected = embedder.encode(["Question: " + q.text for q in conv.questions]) @ docs.T
     np.testing.assert_allclose(prefixed, expected, atol=1e-6)
     assert not np.allclose(prefixed, DenseBaseline(embedder).score(conv), atol=1e-4)
+
+
+def test_pairs_make_a_turn_and_its_reply_one_candidate():
+    chat = _chat()
+    pairs = paired(chat)
+    assert [s.text for s in pairs.candidates] == [
+        "Maya: I grew up in Porto, right by the river.\nLeo: Did you study there too?",
+        "Maya: No, I studied chemistry in Lisbon.\nLeo: My first job was at a bakery in Madrid.",
+        "Leo: My last job was at a bank in Oslo.",  # a run's odd last turn stays alone
+    ]
+    assert [s.kind for s in pairs.segments] == ["header", "turn", "header", "turn", "turn"]  # headers kept
+    assert [(s.turn_id, s.session) for s in pairs.candidates] == [("t1", "s1"), ("t3", "s2"), ("t5", "s2")]
+    assert [q.evidence for q in pairs.questions] == [("t1",), ("t3",), ("t3", "t5")]
+    assert len(chat.candidates) == 5  # the original is unchanged
+
+
+def test_cli_evaluates_pairs_under_their_own_benchmark_name(tmp_path, capsys):
+    data = tmp_path / "samples.jsonl"
+    data.write_text("\n".join(json.dumps(s) for s in _samples()))
+    common = ["eval", "--data", str(data), "--systems", "bm25", "--quiet", "--no-plots"]
+    assert main([*common, "--unit", "pair", "--out", str(tmp_path / "pairs")]) == 0
+    assert main([*common, "--out", str(tmp_path / "messages")]) == 0
+    pairs = json.loads((tmp_path / "pairs" / "results.json").read_text())
+    messages = json.loads((tmp_path / "messages" / "results.json").read_text())
+    assert pairs["benchmark"] == "samples-pairs" and messages["benchmark"] == "samples"
+    assert pairs["candidates"] < messages["candidates"]
+    with pytest.raises(SystemExit, match="different benchmarks"):
+        main(["eval", "--merge", str(tmp_path / "pairs"), str(tmp_path / "messages"), "--out", str(tmp_path / "m")])

@@ -11,7 +11,7 @@ import pytest
 from fuzz_strategies import HashingEmbeddings, assert_consistent
 
 from evoembedding_integrations.store import EvoStore
-from evoembedding_integrations.store.writing import EMBED_CHUNK
+from evoembedding_integrations.store.writing import EMBED_CHUNK, EVO_STEP, STEP_ROWS, evo_steps
 
 
 class SlowEmbeddings(HashingEmbeddings):
@@ -113,3 +113,33 @@ def test_progress_option(capsys):
     with pytest.raises(TypeError, match="progress"):
         store.add(["x"], progress="yes")
     assert len(store) == 2 * n + 10
+
+
+def test_steps_batch_several_streams_and_keep_each_streams_order():
+    stream_of = ["a"] * 10 + ["b"] * 3 + ["c"] * 20
+    steps = evo_steps(stream_of)
+    assert sorted(i for step in steps for i in step) == list(range(len(stream_of)))  # every text once
+    for sid in "abc":  # each stream's texts in order, EVO_STEP at a time, one group per step
+        order = [i for step in steps for i in step if stream_of[i] == sid]
+        assert order == sorted(order)
+        assert all(sum(stream_of[i] == sid for i in step) <= EVO_STEP for step in steps)
+    assert all(len(step) <= STEP_ROWS for step in steps)
+    assert len(steps[0]) == 3 * EVO_STEP - 1  # the first step reads the first texts of all three streams
+    assert evo_steps(["a"] * 9) == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]  # one stream: as before
+    wide = evo_steps([f"s{n}" for n in range(100) for _ in range(2)])  # 100 streams of 2 texts
+    assert [len(step) for step in wide] == [STEP_ROWS, STEP_ROWS, STEP_ROWS, 200 - 3 * STEP_ROWS]
+
+
+def test_an_add_over_many_streams_equals_adding_each_stream_alone(minilm_model):
+    texts = [f"User {n % 7}: turn {n} mentions item {n * 13 % 29}." for n in range(60)]
+    stream_of = [f"u{n % 9}" for n in range(60)]  # interleaved, 9 streams of 6-7 turns
+    together = EvoStore(minilm_model)
+    ids = together.add(texts, stream_id=stream_of)
+    alone = EvoStore(minilm_model)
+    for sid in dict.fromkeys(stream_of):
+        rows = [n for n, s in enumerate(stream_of) if s == sid]
+        alone.add([texts[n] for n in rows], stream_id=sid, ids=[ids[n] for n in rows])
+    np.testing.assert_allclose(together.vectors(ids), alone.vectors(ids), atol=1e-5)
+    assert [r.position for r in together.get(ids)] == [r.position for r in alone.get(ids)]
+    for sid in together.streams():
+        np.testing.assert_allclose(together.encode_query("item 13", sid), alone.encode_query("item 13", sid), atol=1e-5)

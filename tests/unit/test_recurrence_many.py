@@ -121,3 +121,43 @@ def test_eval_prefetch_streams_many_conversations_with_the_same_scores(small_chu
             assert system.score(c).shape == expected.shape == (1, len(c.candidates))
             assert abs(system.score(c) - expected).max() < 1e-5
     assert sorted(cache) == ["a", "a-dated", "b", "b-dated", "c", "c-dated"]  # nothing streamed again
+
+
+# ------------------------------------------------------------------------------- EvoStream add_many
+def test_add_many_gives_each_stream_what_add_gives_it(small_chunks_minilm):
+    from evoembedding_core.stream import EvoStream, add_many
+
+    texts = [TURNS[:5], [], TURNS[2:], TURNS[:1]]
+    alone, together = ([EvoStream(small_chunks_minilm) for _ in texts] for _ in range(2))
+    for stream in (alone[3], together[3]):
+        stream.add(TURNS[4:6])  # a stream with a history continues it
+    expected = [stream.add(t) if t else None for stream, t in zip(alone, texts)]
+    got = add_many(together, texts)
+    query = "Where does Ana live?"
+    for n, (vectors, s_alone, s_together) in enumerate(zip(got, alone, together)):
+        assert len(s_together) == len(s_alone), n
+        if texts[n]:
+            torch.testing.assert_close(torch.from_numpy(vectors), torch.from_numpy(expected[n]), atol=ATOL, rtol=0)
+        else:
+            assert vectors.shape == (0, small_chunks_minilm.output_dim)
+        torch.testing.assert_close(
+            torch.from_numpy(s_together.encode_query(query)),
+            torch.from_numpy(s_alone.encode_query(query)),
+            atol=ATOL,
+            rtol=0,
+        )
+
+
+def test_add_many_rejects_bad_calls_before_changing_any_stream(small_chunks_minilm):
+    from evoembedding_core.stream import EvoStream, add_many
+
+    a, b = EvoStream(small_chunks_minilm), EvoStream(small_chunks_minilm)
+    with pytest.raises(ValueError, match="one list of texts per stream"):
+        add_many([a, b], [TURNS[:1]])
+    with pytest.raises(ValueError, match="given twice"):
+        add_many([a, a], [TURNS[:1], TURNS[1:2]])
+    with pytest.raises(ValueError):
+        add_many([a, b], [TURNS[:2], ["   "]])  # b's blank text: a is not advanced either
+    assert (len(a), len(b)) == (0, 0)
+    with pytest.raises(ValueError, match="different models"):
+        add_many([a, EvoStream(EvoEmbeddingModel(EvoEmbeddingConfig()))], [TURNS[:1], TURNS[:1]])
