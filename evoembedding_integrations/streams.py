@@ -14,6 +14,8 @@ import threading
 import numpy as np
 
 from evoembedding_core import EvoEmbeddingModel, EvoStream
+from evoembedding_core.splitting import mean_per_text, split_long_texts
+from evoembedding_core.validation import validate_texts
 
 
 class StreamPool:
@@ -52,18 +54,26 @@ class StreamPool:
     def add(self, stream_id: str, texts: list[str]) -> np.ndarray:
         """Append texts to a stream, in order.
 
+        A text over the model's segment limit is read as several consecutive segments, and its
+        vector is their normalised mean (:mod:`evoembedding_core.splitting`), as in the stores.
+
         Args:
             stream_id: The stream to continue (created empty if new).
-            texts: The texts to read (validated by :meth:`EvoStream.add`).
+            texts: The texts to read (non-empty strings).
 
         Returns:
             One L2-normalised vector per text, shape ``(len(texts), dim)``.
+
+        Raises:
+            TypeError, ValueError: Invalid texts (nothing is read).
         """
+        texts = validate_texts(texts)
+        pieces, owners = split_long_texts(self.model, texts)
         with self._lock, self.model.lock:
             reader = self._streams.get(stream_id)
             if reader is None:
                 reader = self._streams[stream_id] = EvoStream(self.model)
-            return reader.add(texts)
+            return mean_per_text(reader.add(pieces), owners, len(texts))
 
     def encode_query(self, stream_id: str, query: str, *, memory: bool = True) -> np.ndarray:
         """Encode a query against a stream's current memory (which it does not change).

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from ..lexical import reciprocal_rank_fusion, top_ranked
 from ..model import EvoEmbeddingModel
 from ..recurrence import StreamState, advance_many, represent_queries
+from ..splitting import mean_per_text, split_long_texts
 from ..static import StaticEmbedder
 from ..validation import validate_texts
 from .baselines import BM25Baseline, DenseBaseline
@@ -104,12 +105,13 @@ class EvoSystem:
     def _stream(self, conversations: list[Conversation], progress: bool, *, prefetched: bool = False) -> dict:
         """``{name: (final state, turn vectors, prefetched)}`` of conversations streamed together."""
         texts = [validate_texts([s.text for s in c.segments]) for c in conversations]
-        ids = [self.model.tokenize(t) for t in texts]
+        split = [split_long_texts(self.model, t) for t in texts]  # long turns: several segments
+        ids = [self.model.tokenize(pieces) for pieces, _ in split]
         states = [StreamState.empty(self.model) for _ in conversations]
         vectors: list[list[torch.Tensor]] = [[] for _ in conversations]
-        total = sum(len(t) for t in texts)
+        total = sum(len(t) for t in ids)
         with tqdm(total=total, desc=f"{self.name} stream", unit="seg", disable=not progress, leave=False) as bar:
-            for start in range(0, max(len(t) for t in texts), STREAM_BLOCK):
+            for start in range(0, max(len(t) for t in ids), STREAM_BLOCK):
                 blocks = [segments[start : start + STREAM_BLOCK] for segments in ids]
                 with torch.inference_mode():
                     out, states = advance_many(self.model, states, blocks)
@@ -117,15 +119,17 @@ class EvoSystem:
                     mine.append(new)
                 bar.update(sum(len(b) for b in blocks))
         streamed = {}
-        for conversation, state, parts in zip(conversations, states, vectors):
-            out = torch.cat(parts).cpu().numpy().astype(np.float32)
+        for conversation, state, parts, (_, owners) in zip(conversations, states, vectors, split):
+            out = mean_per_text(torch.cat(parts).cpu().numpy(), owners, len(conversation.segments))
             keep = [i for i, s in enumerate(conversation.segments) if s.kind == "turn"]
             streamed[conversation.name] = (state, out[keep], prefetched)
         return streamed
 
     def _encode_empty(self, texts: list[str], *, query: bool, progress: bool = False) -> np.ndarray:
-        """Vectors of texts each read over an empty memory (turns as segments, questions as queries)."""
-        tokens = self.model.tokenize(texts, query=query)
+        """Vectors of texts each read over an empty memory (turns as segments, a long turn's pieces
+        each over an empty memory, averaged; questions as queries)."""
+        pieces, owners = (texts, list(range(len(texts)))) if query else split_long_texts(self.model, texts)
+        tokens = self.model.tokenize(pieces, query=query)
         empty = StreamState.empty(self.model)
         order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))  # similar lengths share a block
         out = np.zeros((len(tokens), self.model.output_dim), dtype=np.float32)
@@ -134,7 +138,7 @@ class EvoSystem:
             block = order[start : start + STREAM_BLOCK]
             with torch.inference_mode():
                 out[block] = represent_queries(self.model, empty, [tokens[i] for i in block]).cpu().numpy()
-        return out
+        return mean_per_text(out, owners, len(texts))
 
 
 def prefetch(systems: list[RetrievalSystem], conversations: list[Conversation], progress: bool = False) -> None:

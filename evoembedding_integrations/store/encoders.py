@@ -281,7 +281,8 @@ class EvoEncoder(Encoder):
     Every forward pass holds the model's lock. Queries go through
     :func:`evoembedding_core.recurrence.represent_queries`, the one definition of how a query is
     read in every mode (adapter or ``native``), so stored and query vectors always come from the
-    same encoder.
+    same encoder. A text over the model's segment limit is read as several consecutive segments
+    (:mod:`evoembedding_core.splitting`), and its vector is the normalised mean of theirs.
 
     Args:
         model: The loaded ``EvoEmbeddingModel``.
@@ -290,11 +291,13 @@ class EvoEncoder(Encoder):
     mode = "evo"
 
     def __init__(self, model: EvoEmbeddingModel) -> None:
+        from evoembedding_core.splitting import mean_per_text, split_long_texts
         from evoembedding_core.stream import EvoStream, add_many
 
         self.model = model
         self.dim = model.output_dim
         self._stream_class, self._add_many = EvoStream, add_many
+        self._split, self._mean = split_long_texts, mean_per_text
 
     def new_memory(self) -> EvoStream:
         return self._stream_class(self.model)
@@ -308,10 +311,12 @@ class EvoEncoder(Encoder):
         readers = {
             sid: self.copy_memory(memories[sid]) if memories.get(sid) is not None else self.new_memory() for sid in rows
         }
+        # a text over the segment limit is read as several consecutive segments (not truncated)
+        split = [self._split(self.model, [texts[i] for i in r]) for r in rows.values()]
         with model_lock(self.model):  # the streams' rows share forward calls
-            per_stream = self._add_many(list(readers.values()), [[texts[i] for i in r] for r in rows.values()])
-        for r, stream_vectors in zip(rows.values(), per_stream):
-            vectors[r] = stream_vectors
+            per_stream = self._add_many(list(readers.values()), [pieces for pieces, _ in split])
+        for r, (_, owners), piece_vectors in zip(rows.values(), split, per_stream):
+            vectors[r] = self._mean(piece_vectors, owners, len(r))
         return vectors, readers
 
     def encode_query(self, query, memory, *, use_memory, dim) -> np.ndarray:
