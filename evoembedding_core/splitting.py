@@ -1,22 +1,49 @@
-"""Long texts as several segments: a text over the model's segment limit is cut into consecutive
-pieces that each fit, instead of losing everything past the limit.
+"""Long texts: truncated to the model's segment limit, or cut into consecutive pieces that each fit.
 
-The stores read a long text's pieces in order (each piece's memory holds the pieces before it) and
-keep one vector for the text: the normalised mean of its pieces' vectors.
+With ``long_texts="split"`` the stores, the framework embedders and the eval read a long text's
+pieces in order (each piece's memory holds the pieces before it) and keep one vector for the
+text: the normalised mean of its pieces' vectors. ``"truncate"`` (the default: it measured better
+on the dev benchmarks' long assistant turns, ``docs/evaluation.md``) keeps a text's first tokens.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from .backbones import tokenize_segments
+LONG_TEXT_MODES = ("truncate", "split")
+"""What happens to a text over the segment limit."""
 
 MARGIN = 4
 """Tokens each piece leaves free below the limit: re-tokenising a piece cut at a token boundary
 can give a token or two more than the cut."""
+
+
+def check_long_texts(long_texts: str) -> str:
+    """``long_texts`` if it is one of :data:`LONG_TEXT_MODES`.
+
+    Raises:
+        ValueError: Another value.
+    """
+    if long_texts not in LONG_TEXT_MODES:
+        raise ValueError(f"long_texts must be 'truncate' or 'split', got {long_texts!r}")
+    return long_texts
+
+
+def segments_of(model, texts: Sequence[str], long_texts: str) -> tuple[list[str], list[int]]:
+    """The segments to read for ``texts``: the texts themselves (``"truncate"``: the tokenizer cuts
+    long ones, with a warning) or :func:`split_long_texts` (``"split"``).
+
+    Returns:
+        ``(segments, owners)`` as :func:`split_long_texts` returns them.
+    """
+    if long_texts == "split":
+        return split_long_texts(model, texts)
+    return list(texts), list(range(len(texts)))
 
 
 def split_long_texts(model, texts: Sequence[str]) -> tuple[list[str], list[int]]:
@@ -30,6 +57,8 @@ def split_long_texts(model, texts: Sequence[str]) -> tuple[list[str], list[int]]
         ``(pieces, owners)``: the pieces in order (a text that fits is its own one piece) and, for
         each piece, the index of its text.
     """
+    from .backbones import tokenize_segments  # here: the module stays light for the stores' imports
+
     if not texts:
         return [], []
     limit = model.config.max_segment_tokens
@@ -47,6 +76,8 @@ def split_long_texts(model, texts: Sequence[str]) -> tuple[list[str], list[int]]
 
 
 def _pieces(model, text: str, limit: int) -> list[str]:
+    from .backbones import tokenize_segments
+
     special = len(tokenize_segments(model.tokenizer, model.kind, ["x"], limit=limit)[0]) - 1
     budget = max(1, limit - special - MARGIN)
     try:
@@ -82,6 +113,8 @@ def mean_per_text(piece_vectors: np.ndarray, owners: Sequence[int], count: int) 
     Returns:
         (count, d) float32 (a text of one piece keeps its piece's vector).
     """
+    import numpy as np  # here: the mode names and checks above import nothing heavy (the CLI's --help)
+
     if len(owners) == count:
         return np.asarray(piece_vectors, dtype=np.float32)
     sums = np.zeros((count, piece_vectors.shape[1]), np.float32)

@@ -16,3 +16,8 @@ questions about any point of a long, finished history)."""
 
 HYBRID = True
 """Fuse the vector ranking with BM25 over the texts (reciprocal rank fusion)."""
+
+LONG_TEXTS = "truncate"
+"""A text over the segment limit keeps its first tokens (``"split"``: read as consecutive
+segments, one vector per text; on the LongMemEval sample, whose assistant turns often pass 256
+tokens, splitting measured R@10 / NDCG@10 69.7 / 57.5 against 72.7 / 59.1 for these defaults)."""

@@ -14,7 +14,7 @@ import threading
 import numpy as np
 
 from evoembedding_core import EvoEmbeddingModel, EvoStream
-from evoembedding_core.splitting import mean_per_text, split_long_texts
+from evoembedding_core.splitting import check_long_texts, mean_per_text, segments_of
 from evoembedding_core.validation import validate_texts
 
 
@@ -30,13 +30,15 @@ class StreamPool:
         >>> pool.encode_query("ana", "Where does Ana live?")                 # doctest: +SKIP
     """
 
-    def __init__(self, model: EvoEmbeddingModel) -> None:
+    def __init__(self, model: EvoEmbeddingModel, long_texts: str = "truncate") -> None:
         """Create an empty pool.
 
         Args:
             model: The EvoEmbedding model every stream of the pool reads with.
+            long_texts: A text over the segment limit: ``"truncate"`` or ``"split"`` (as in the stores).
         """
         self.model = model
+        self.long_texts = check_long_texts(long_texts)
         self._streams: dict[str, EvoStream] = {}
         self._lock = threading.RLock()
 
@@ -54,8 +56,8 @@ class StreamPool:
     def add(self, stream_id: str, texts: list[str]) -> np.ndarray:
         """Append texts to a stream, in order.
 
-        A text over the model's segment limit is read as several consecutive segments, and its
-        vector is their normalised mean (:mod:`evoembedding_core.splitting`), as in the stores.
+        With ``long_texts="split"``, a text over the model's segment limit is read as several
+        consecutive segments, and its vector is their normalised mean (as in the stores).
 
         Args:
             stream_id: The stream to continue (created empty if new).
@@ -68,7 +70,7 @@ class StreamPool:
             TypeError, ValueError: Invalid texts (nothing is read).
         """
         texts = validate_texts(texts)
-        pieces, owners = split_long_texts(self.model, texts)
+        pieces, owners = segments_of(self.model, texts, self.long_texts)
         with self._lock, self.model.lock:
             reader = self._streams.get(stream_id)
             if reader is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..chat import UNITS
+from ..splitting import LONG_TEXT_MODES
 from .names import SYSTEMS, check_system_names
 
 EPILOG = """examples:
@@ -95,6 +96,13 @@ def register(subparsers) -> None:
         help="retrieval unit: one message per candidate (default), or 'pair': a turn and the reply after it "
         "(the benchmark is then named NAME-pairs)",
     )
+    parser.add_argument(
+        "--long-texts",
+        choices=LONG_TEXT_MODES,
+        default="truncate",
+        help="evo systems: a turn over the segment limit keeps its first tokens (default) or is 'split' "
+        "into consecutive segments (its vector the mean of theirs)",
+    )
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -154,10 +162,11 @@ def _run(args: argparse.Namespace) -> dict:
     def load_model() -> EvoEmbeddingModel:
         return EvoEmbeddingModel.default() if args.model == "default" else EvoEmbeddingModel.from_pretrained(args.model)
 
-    systems = build_systems(args.systems, model=load_model)
+    systems = build_systems(args.systems, model=load_model, long_texts=args.long_texts)
     result = evaluate(conversations, systems, benchmark=name, progress=not args.quiet)
     result["model"] = args.model if uses_model(args.systems) else None
     result["limit"] = args.limit
+    result["long_texts"] = args.long_texts
     if args.label:
         from .names import relabel
         from .runner import rename_system

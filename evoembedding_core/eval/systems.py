@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from ..lexical import reciprocal_rank_fusion, top_ranked
 from ..model import EvoEmbeddingModel
 from ..recurrence import StreamState, advance_many, represent_queries
-from ..splitting import mean_per_text, split_long_texts
+from ..splitting import check_long_texts, mean_per_text, segments_of
 from ..static import StaticEmbedder
 from ..validation import validate_texts
 from .baselines import BM25Baseline, DenseBaseline
@@ -63,8 +63,10 @@ class EvoSystem:
         zero_memory: bool = False,
         query_memory: bool = True,
         streamed: dict | None = None,
+        long_texts: str = "truncate",
     ) -> None:
         self.model, self.zero_memory, self.query_memory = model, zero_memory, query_memory
+        self.long_texts = check_long_texts(long_texts)
         self.name = "evo-zero-memory" if zero_memory else "evo" if query_memory else "evo-query-no-memory"
         self.streamed = {} if streamed is None else streamed
 
@@ -105,7 +107,7 @@ class EvoSystem:
     def _stream(self, conversations: list[Conversation], progress: bool, *, prefetched: bool = False) -> dict:
         """``{name: (final state, turn vectors, prefetched)}`` of conversations streamed together."""
         texts = [validate_texts([s.text for s in c.segments]) for c in conversations]
-        split = [split_long_texts(self.model, t) for t in texts]  # long turns: several segments
+        split = [segments_of(self.model, t, self.long_texts) for t in texts]
         ids = [self.model.tokenize(pieces) for pieces, _ in split]
         states = [StreamState.empty(self.model) for _ in conversations]
         vectors: list[list[torch.Tensor]] = [[] for _ in conversations]
@@ -126,9 +128,9 @@ class EvoSystem:
         return streamed
 
     def _encode_empty(self, texts: list[str], *, query: bool, progress: bool = False) -> np.ndarray:
-        """Vectors of texts each read over an empty memory (turns as segments, a long turn's pieces
-        each over an empty memory, averaged; questions as queries)."""
-        pieces, owners = (texts, list(range(len(texts)))) if query else split_long_texts(self.model, texts)
+        """Vectors of texts each read over an empty memory (turns as segments, or a long turn's
+        pieces each over an empty memory, averaged; questions as queries)."""
+        pieces, owners = segments_of(self.model, texts, "truncate" if query else self.long_texts)
         tokens = self.model.tokenize(pieces, query=query)
         empty = StreamState.empty(self.model)
         order = sorted(range(len(tokens)), key=lambda i: len(tokens[i]))  # similar lengths share a block
@@ -226,6 +228,7 @@ def build_systems(
     names: list[str] | tuple[str, ...],
     model: EvoEmbeddingModel | Callable[[], EvoEmbeddingModel] | None = None,
     embedder: StaticEmbedder | None = None,
+    long_texts: str = "truncate",
 ) -> list[RetrievalSystem]:
     """Build the systems to compare, by name.
 
@@ -233,6 +236,8 @@ def build_systems(
         names: System names (see :data:`SYSTEMS`; ``-dated`` and ``+`` fusions allowed).
         model: A model, or a function that loads one (called only when an ``evo`` system is asked for).
         embedder: The static embedder of the ``minilm`` systems (default: a new :class:`StaticEmbedder`).
+        long_texts: How the ``evo`` systems read a turn over the segment limit: ``"truncate"`` or
+            ``"split"`` (consecutive segments, the turn's vector their normalised mean).
 
     Returns:
         One system per name, in order.
@@ -250,9 +255,9 @@ def build_systems(
         embedder = StaticEmbedder()
     streamed: dict = {}
     factories = {
-        "evo": lambda: EvoSystem(model, streamed=streamed),
-        "evo-query-no-memory": lambda: EvoSystem(model, query_memory=False, streamed=streamed),
-        "evo-zero-memory": lambda: EvoSystem(model, zero_memory=True),
+        "evo": lambda: EvoSystem(model, streamed=streamed, long_texts=long_texts),
+        "evo-query-no-memory": lambda: EvoSystem(model, query_memory=False, streamed=streamed, long_texts=long_texts),
+        "evo-zero-memory": lambda: EvoSystem(model, zero_memory=True, long_texts=long_texts),
         "minilm": lambda: DenseBaseline(embedder),
         "bm25": lambda: BM25Baseline(),
     }

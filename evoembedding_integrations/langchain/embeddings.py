@@ -53,6 +53,7 @@ class EvoEmbeddings(Embeddings):
         stream_id: str = DEFAULT_STREAM,
         query_memory: bool = defaults.QUERY_MEMORY,
         stream_key: StreamKey = DEFAULT_STREAM_KEY,
+        long_texts: str = defaults.LONG_TEXTS,
     ) -> None:
         """Create the embeddings.
 
@@ -65,6 +66,8 @@ class EvoEmbeddings(Embeddings):
             stream_key: How :meth:`add_documents_to` picks each document's stream: a metadata key
                 (default ``"source"``), a callable ``Document -> stream id``, or ``None``
                 (``metadata["stream_id"]`` always wins; else ``"default"``).
+            long_texts: A text over the segment limit: ``"truncate"`` (default) or ``"split"``
+                (read as consecutive segments, one vector per text, as in ``EvoStore``).
 
         Raises:
             TypeError: ``stream_id`` is not a string, ``query_memory`` not a bool, or a bad ``stream_key``.
@@ -75,7 +78,7 @@ class EvoEmbeddings(Embeddings):
         self.model = resolve_model(model)
         self.query_memory = query_memory
         self.stream_key = check_stream_key(stream_key)
-        self._pool = StreamPool(self.model)
+        self._pool = StreamPool(self.model, long_texts)
         self.stream(stream_id)
 
     @property

@@ -25,6 +25,7 @@ from pydantic import Field, PrivateAttr
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.validation import validate_id
 
+from .. import defaults
 from ..store import DEFAULT_STREAM, resolve_model
 from ..streams import StreamPool
 
@@ -45,17 +46,25 @@ class EvoEmbedding(BaseEmbedding):
     _model: EvoEmbeddingModel = PrivateAttr()
     _pool: StreamPool = PrivateAttr()
 
-    def __init__(self, model: EvoEmbeddingModel | str | os.PathLike | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: EvoEmbeddingModel | str | os.PathLike | None = None,
+        *,
+        long_texts: str = defaults.LONG_TEXTS,
+        **kwargs: Any,
+    ) -> None:
         """Create the embedder.
 
         Args:
             model: An ``EvoEmbeddingModel``, a model name or directory, or ``None`` for the shipped
                 default model (loaded once per process).
+            long_texts: A text over the segment limit: ``"truncate"`` (default) or ``"split"``
+                (read as consecutive segments, one vector per text, as in ``EvoStore``).
             **kwargs: ``BaseEmbedding`` fields (``stream_id``, ``embed_batch_size``, ...).
         """
         super().__init__(**kwargs)
         self._model = resolve_model(model)
-        self._pool = StreamPool(self._model)
+        self._pool = StreamPool(self._model, long_texts)
 
     @classmethod
     def class_name(cls) -> str:

@@ -140,12 +140,13 @@ class Encoder:
         raise NotImplementedError
 
 
-def make_encoder(model, embeddings) -> EvoEncoder | PlainEncoder:
+def make_encoder(model, embeddings, long_texts: str = "truncate") -> EvoEncoder | PlainEncoder:
     """The encoder for ``EvoStore(model, embeddings=...)``.
 
     Args:
         model: An ``EvoEmbeddingModel``, a name, a directory or ``None`` (the default model).
         embeddings: ``None`` (EvoEmbedding mode), a LangChain ``Embeddings`` or a callable.
+        long_texts: EvoEmbedding mode: ``"truncate"`` or ``"split"`` texts over the segment limit.
 
     Returns:
         A :class:`PlainEncoder` when ``embeddings`` is given, else an :class:`EvoEncoder`.
@@ -157,7 +158,7 @@ def make_encoder(model, embeddings) -> EvoEncoder | PlainEncoder:
     if embeddings is not None and model is not None:
         raise ValueError("pass either model (EvoEmbedding mode) or embeddings (plain mode), not both")
     if embeddings is None:
-        return EvoEncoder(resolve_model(model))
+        return EvoEncoder(resolve_model(model), long_texts)
     if not (callable(embeddings) or hasattr(embeddings, "embed_documents")):
         raise TypeError("embeddings must be a LangChain Embeddings or a callable texts -> vectors")
     return PlainEncoder(embeddings)
@@ -281,23 +282,26 @@ class EvoEncoder(Encoder):
     Every forward pass holds the model's lock. Queries go through
     :func:`evoembedding_core.recurrence.represent_queries`, the one definition of how a query is
     read in every mode (adapter or ``native``), so stored and query vectors always come from the
-    same encoder. A text over the model's segment limit is read as several consecutive segments
-    (:mod:`evoembedding_core.splitting`), and its vector is the normalised mean of theirs.
+    same encoder. With ``long_texts="split"`` a text over the model's segment limit is read as
+    several consecutive segments (:mod:`evoembedding_core.splitting`), and its vector is the
+    normalised mean of theirs.
 
     Args:
         model: The loaded ``EvoEmbeddingModel``.
+        long_texts: ``"truncate"`` or ``"split"``.
     """
 
     mode = "evo"
 
-    def __init__(self, model: EvoEmbeddingModel) -> None:
-        from evoembedding_core.splitting import mean_per_text, split_long_texts
+    def __init__(self, model: EvoEmbeddingModel, long_texts: str = "truncate") -> None:
+        from evoembedding_core.splitting import check_long_texts, mean_per_text, segments_of
         from evoembedding_core.stream import EvoStream, add_many
 
         self.model = model
         self.dim = model.output_dim
         self._stream_class, self._add_many = EvoStream, add_many
-        self._split, self._mean = split_long_texts, mean_per_text
+        self._segments, self._mean = segments_of, mean_per_text
+        self.long_texts = check_long_texts(long_texts)
 
     def new_memory(self) -> EvoStream:
         return self._stream_class(self.model)
@@ -311,8 +315,7 @@ class EvoEncoder(Encoder):
         readers = {
             sid: self.copy_memory(memories[sid]) if memories.get(sid) is not None else self.new_memory() for sid in rows
         }
-        # a text over the segment limit is read as several consecutive segments (not truncated)
-        split = [self._split(self.model, [texts[i] for i in r]) for r in rows.values()]
+        split = [self._segments(self.model, [texts[i] for i in r], self.long_texts) for r in rows.values()]
         with model_lock(self.model):  # the streams' rows share forward calls
             per_stream = self._add_many(list(readers.values()), [pieces for pieces, _ in split])
         for r, (_, owners), piece_vectors in zip(rows.values(), split, per_stream):

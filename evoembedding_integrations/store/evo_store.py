@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from evoembedding_core.splitting import check_long_texts
 from evoembedding_core.validation import (
     check_bool,
     check_number,
@@ -82,10 +83,14 @@ class EvoStore(Persistence):
             streams are documents of one corpus) or ``"stream"`` (each stream its own: streams are
             tenants, and one tenant's writes never change another's scores; what
             ``EvoAgentMemory`` uses, one stream per user).
+        long_texts: A text over the model's segment limit: ``"truncate"`` (the default, with a
+            warning: its first tokens are read) or ``"split"`` (read as consecutive segments of its
+            stream; the entry keeps the normalised mean of their vectors).
 
     Raises:
         TypeError: A flag is not a bool, or ``embeddings`` is not an embedder.
-        ValueError: Both ``model`` and ``embeddings``, an unknown ``index``, a bad ``hnsw_threshold``.
+        ValueError: Both ``model`` and ``embeddings``, an unknown ``index`` or ``long_texts``, a bad
+            ``hnsw_threshold``.
     """
 
     def __init__(
@@ -100,6 +105,7 @@ class EvoStore(Persistence):
         path: str | os.PathLike | None = None,
         check_embedder: bool = True,
         lexical_scope: str = "store",
+        long_texts: str = defaults.LONG_TEXTS,
     ) -> None:
         check_bool(query_memory, "query_memory")
         check_bool(check_embedder, "check_embedder")
@@ -109,7 +115,8 @@ class EvoStore(Persistence):
         if index not in INDEX_KINDS:
             raise ValueError(f"index must be 'flat' or 'hnsw', got {index!r}")
         check_positive_int(hnsw_threshold, "hnsw_threshold")
-        self._encoder = make_encoder(model, embeddings)
+        self._encoder = make_encoder(model, embeddings, check_long_texts(long_texts))
+        self.long_texts = long_texts
         self.model, self.embeddings = self._encoder.model, self._encoder.embeddings
         self.index_kind, self.hnsw_threshold = index, hnsw_threshold
         self.query_memory, self.hybrid = query_memory, hybrid

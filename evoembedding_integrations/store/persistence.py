@@ -220,6 +220,7 @@ class Persistence:
         hybrid: bool = defaults.HYBRID,
         check_embedder: bool = True,
         lexical_scope: str = "store",
+        long_texts: str = defaults.LONG_TEXTS,
     ):
         """Open an existing durable store (or a saved snapshot, which is then made durable in place).
 
@@ -232,6 +233,7 @@ class Persistence:
             hybrid: As in :class:`EvoStore`.
             check_embedder: Check that a plain store's embedder is the one that wrote it.
             lexical_scope: As in :class:`EvoStore`.
+            long_texts: As in :class:`EvoStore`.
 
         Returns:
             The durable store.
@@ -255,6 +257,7 @@ class Persistence:
             path=path,
             check_embedder=check_embedder,
             lexical_scope=lexical_scope,
+            long_texts=long_texts,
         )
 
     @classmethod
@@ -269,6 +272,7 @@ class Persistence:
         hybrid: bool = defaults.HYBRID,
         check_embedder: bool = True,
         lexical_scope: str = "store",
+        long_texts: str = defaults.LONG_TEXTS,
     ):
         """Load a store into memory, verifying it first (nothing in it is ever executed).
 
@@ -284,6 +288,7 @@ class Persistence:
             hybrid: As in :class:`EvoStore`.
             check_embedder: Check that a plain store's embedder is the one that wrote it.
             lexical_scope: As in :class:`EvoStore`.
+            long_texts: As in :class:`EvoStore`.
 
         Returns:
             The store.
@@ -300,6 +305,7 @@ class Persistence:
             hybrid=hybrid,
             check_embedder=check_embedder,
             lexical_scope=lexical_scope,
+            long_texts=long_texts,
         )
         if database_path(directory).exists() or database_path(directory).is_symlink():
             store = cls.open(directory, model, embeddings=embeddings, **options)
@@ -318,6 +324,7 @@ class Persistence:
             query_memory=query_memory,
             hybrid=hybrid,
             lexical_scope=lexical_scope,
+            long_texts=long_texts,
         )
         store._encoder.check_identity(manifest, strict=check_embedder)
         store._restore(manifest, document, arrays)

@@ -49,6 +49,7 @@ def test_every_store_entry_point_starts_with_it(minilm_model, tmp_path):
     assert setting(EvoAgentMemory(tmp_path / "m", model=minilm_model).store) == DEFAULT
     assert setting(resolve_store(None, minilm_model)) == DEFAULT
     assert EvoEmbeddings(minilm_model).query_memory is defaults.QUERY_MEMORY
+    assert EvoStore(minilm_model).long_texts == defaults.LONG_TEXTS == "truncate"  # measured better
 
 
 @pytest.mark.parametrize("flip", [True, False])

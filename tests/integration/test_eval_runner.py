@@ -321,3 +321,28 @@ def test_cli_evaluates_pairs_under_their_own_benchmark_name(tmp_path, capsys):
     assert pairs["candidates"] < messages["candidates"]
     with pytest.raises(SystemExit, match="different benchmarks"):
         main(["eval", "--merge", str(tmp_path / "pairs"), str(tmp_path / "messages"), "--out", str(tmp_path / "m")])
+
+
+def test_evo_systems_split_long_turns_as_the_store_does(minilm_model):
+    from evoembedding_core.splitting import split_long_texts
+    from evoembedding_integrations.store import EvoStore
+
+    long = " ".join(f"On day {n} Maya painted the fence and fed the cat." for n in range(50)) + " Her code is 4417."
+    texts = ["Maya: I grew up in Porto.", f"Maya: {long}", "Leo: Nice."]
+    chat = Conversation(
+        "long",
+        [Segment(t, turn_id=f"t{n}", session="s1") for n, t in enumerate(texts)],
+        [Question("q1", "What is Maya's code?", ("t1",))],
+    )
+    streamed = EvoStore(minilm_model, long_texts="split", query_memory=True)  # as `evo` reads questions
+    ids = streamed.add(texts)
+    alone = []  # the zero-memory ablation: every piece of every turn over an empty memory, averaged
+    for text in texts:
+        pieces = [minilm_model.stream().add([piece])[0] for piece in split_long_texts(minilm_model, [text])[0]]
+        mean = np.mean(pieces, axis=0)
+        alone.append(mean / np.linalg.norm(mean))
+    for zero_memory, turns in ((False, streamed.vectors(ids)), (True, np.stack(alone))):
+        system = EvoSystem(minilm_model, zero_memory=zero_memory, long_texts="split")
+        query = system._encode_empty(["What is Maya's code?"], query=True)[0]
+        expected = turns @ query if zero_memory else turns @ streamed.encode_query("What is Maya's code?")
+        np.testing.assert_allclose(system.score(chat)[0], expected, atol=1e-5)

@@ -1,4 +1,4 @@
-"""A text over the segment limit is read as consecutive segments, not truncated."""
+"""``long_texts="split"``: a text over the segment limit is read as consecutive segments, not truncated."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_pieces_fit_the_limit_and_cover_the_text(model):
 
 
 def test_a_long_text_is_read_whole_and_its_last_words_count(model):
-    store = EvoStore(model, hybrid=False)
+    store = EvoStore(model, hybrid=False, long_texts="split")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no truncation warning
         ids = store.add([OTHERS[0], LONG, *OTHERS[1:]], stream_id="chat")
@@ -55,10 +55,24 @@ def test_a_long_text_is_read_whole_and_its_last_words_count(model):
 
 def test_the_framework_embedders_read_long_texts_the_same_way(model):
     from evoembedding_integrations.langchain import EvoEmbeddings
+    from evoembedding_integrations.llama_index import EvoEmbedding
 
-    store = EvoStore(model)
-    ids = store.add([OTHERS[0], LONG], stream_id="chat")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        embedded = EvoEmbeddings(model).embed_documents([OTHERS[0], LONG])
-    np.testing.assert_allclose(embedded, store.vectors(ids), atol=1e-5)
+    for long_texts in ("split", "truncate"):
+        store = EvoStore(model, long_texts=long_texts)
+        ids = store.add([OTHERS[0], LONG], stream_id="chat")
+        langchain = EvoEmbeddings(model, long_texts=long_texts).embed_documents([OTHERS[0], LONG])
+        llama = EvoEmbedding(model, long_texts=long_texts).get_text_embedding_batch([OTHERS[0], LONG])
+        np.testing.assert_allclose(langchain, store.vectors(ids), atol=1e-5)
+        np.testing.assert_allclose(llama, store.vectors(ids), atol=1e-5)
+
+
+def test_truncation_is_the_default_and_the_option_is_checked(model, tmp_path):
+    store = EvoStore(model, path=tmp_path / "s")
+    assert store.long_texts == "truncate"
+    with pytest.warns(UserWarning, match="truncated"):
+        store.add([LONG])
+    store.close()
+    assert EvoStore.open(tmp_path / "s", model, long_texts="split").long_texts == "split"
+    for bad in ("chunk", None):
+        with pytest.raises(ValueError, match="long_texts"):
+            EvoStore(model, long_texts=bad)
