@@ -5,12 +5,12 @@ unit vectors through the store's documented plain mode (``EvoStore(embeddings=..
 that returns precomputed vectors); the texts are real synthetic chat turns (for BM25). Queries are
 encoded by the real default model, in three modes, each timed on the same stores and queries:
 
-* ``memory`` (the default): over a real stream memory (the stream has read ``--history`` chat
+* ``memory`` (the method as specified, ``query_memory=True``): over a real stream memory (the stream has read ``--history`` chat
   turns, so its memory is full), exactly the ``represent`` call an EvoEmbedding-mode store makes
   per searched stream: tokenising, one backbone forward over ``[memory; query]``, FAISS;
-* ``no-memory``: over an empty memory, as ``EvoStore(query_memory=False)`` does;
+* ``no-memory``: over an empty memory, as the store does by default (``query_memory=False``);
 * ``hybrid``: ``no-memory`` plus BM25 over the texts and rank fusion (``search(hybrid=True)``),
-  the setting the README recommends for questions about a finished history. The BM25 index is
+  the store's default setting (``EvoStore()``). The BM25 index is
   built by the first hybrid search (timed separately).
 
 Indexes: exact (``IndexFlatIP``) and HNSW (``index="hnsw"``, M=32, efSearch=128; its graph is
