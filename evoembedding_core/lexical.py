@@ -18,6 +18,8 @@ RRF_K = 60
 """The constant of reciprocal rank fusion (Cormack et al., 2009): score = sum over rankings of 1 / (k + rank)."""
 FUSION_DEPTH = 100
 """How many of each ranking's best items take part in the fusion."""
+RANKED_HEAD = 256
+"""How many of the best texts :meth:`LexicalIndex.ranked` sorts first (the rest only if asked for)."""
 
 
 def lexical_tokens(text: str) -> list[str]:
@@ -43,6 +45,7 @@ class LexicalIndex:
         self._keys: list[Hashable] = []
         self._total_length = 0
         self._idf: dict[str, float] | None = None  # cached until the texts change
+        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # word -> (slots, counts), cached
         self.add(range(len(texts)), texts)
 
     def __len__(self) -> int:
@@ -70,6 +73,7 @@ class LexicalIndex:
             words = Counter(tokens)
             for word, count in words.items():
                 self._postings.setdefault(word, {})[slot] = count
+                self._arrays.pop(word, None)
             self._words.append(words)
             self._lengths[slot] = len(tokens)
             self._total_length += len(tokens)
@@ -90,6 +94,7 @@ class LexicalIndex:
             for word in self._words[slot]:
                 postings = self._postings[word]
                 del postings[slot]
+                self._arrays.pop(word, None)
                 if not postings:
                     del self._postings[word]
             self._total_length -= int(self._lengths[slot])
@@ -114,15 +119,26 @@ class LexicalIndex:
             return total, matched
         idf, mean_length = self._word_idf(), self._total_length / len(self._slots)
         for word in lexical_tokens(query):  # a repeated query word counts again, as in rank-bm25
-            postings = self._postings.get(word)
-            if not postings:
+            arrays = self._word_arrays(word)
+            if arrays is None:
                 continue
-            slots = np.fromiter(postings, dtype=np.int64, count=len(postings))
-            counts = np.fromiter(postings.values(), dtype=np.float64, count=len(postings))
+            slots, counts = arrays
             norm = self.K1 * (1 - self.B + self.B * self._lengths[slots] / mean_length)
             total[slots] += idf[word] * (counts * (self.K1 + 1) / (counts + norm))
             matched[slots] = True
         return total, matched
+
+    def _word_arrays(self, word: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """A word's postings as arrays (slots, counts), built once until its postings change."""
+        arrays = self._arrays.get(word)
+        if arrays is None:
+            postings = self._postings.get(word)
+            if not postings:
+                return None
+            slots = np.fromiter(postings, dtype=np.int64, count=len(postings))
+            counts = np.fromiter(postings.values(), dtype=np.float64, count=len(postings))
+            arrays = self._arrays[word] = (slots, counts)
+        return arrays
 
     def scores(self, query: str) -> dict[Hashable, float]:
         """BM25 score of every text that shares a word with ``query`` (the others score 0), by key."""
@@ -140,8 +156,15 @@ class LexicalIndex:
         """
         total, _ = self._accumulate(query)
         slots = np.flatnonzero(total > 0)
-        for slot in slots[np.argsort(-total[slots], kind="stable")]:
-            yield self._keys[slot], float(total[slot])
+        groups = [slots]
+        if len(slots) > RANKED_HEAD:  # sort the best RANKED_HEAD (and their ties) first, the rest if asked
+            scores = total[slots]
+            threshold = np.partition(scores, len(scores) - RANKED_HEAD)[len(scores) - RANKED_HEAD]
+            best = scores >= threshold
+            groups = [slots[best], slots[~best]]
+        for group in groups:  # each group in slot order, so a stable sort keeps ties earlier-first
+            for slot in group[np.argsort(-total[group], kind="stable")]:
+                yield self._keys[slot], float(total[slot])
 
     def score_array(self, query: str) -> np.ndarray:
         """:meth:`scores` as an array over keys ``0..n-1`` (an index built from a list of texts)."""

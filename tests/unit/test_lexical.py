@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from evoembedding_core.lexical import LexicalIndex, lexical_tokens, reciprocal_rank_fusion, top_ranked
+from evoembedding_core.lexical import RANKED_HEAD, LexicalIndex, lexical_tokens, reciprocal_rank_fusion, top_ranked
 from evoembedding_core.training.synth import generate
 
 
@@ -70,3 +70,31 @@ def test_top_ranked_and_fusion():
     assert list(fused) == ["c", "a", "b", "d"]
     assert fused["c"] == pytest.approx(1 / 63 + 1 / 61) and fused["d"] == pytest.approx(1 / 62)
     assert list(reciprocal_rank_fusion([["x", "y"], ["y", "x"]])) == ["x", "y"]  # equal scores: first seen first
+
+
+def test_ranked_and_cached_postings_match_a_fresh_index_after_edits():
+    import random
+
+    rng = random.Random(5)
+    vocabulary = ["cat", "dog", "river", "oslo", "porto", "job", "the", "a", "code", "rain"]
+    texts = {n: " ".join(rng.choices(vocabulary, k=rng.randint(1, 8))) for n in range(1200)}
+    index = LexicalIndex()
+    index.add(list(texts), list(texts.values()))
+    query = "the cat by the river"
+    list(index.ranked(query))  # builds the cached word arrays
+    removed = rng.sample(sorted(texts), 300)
+    index.remove(removed)
+    for n in removed:
+        del texts[n]
+    added = {2000 + n: " ".join(rng.choices(vocabulary, k=4)) for n in range(200)}
+    index.add(list(added), list(added.values()))
+    texts.update(added)
+    fresh = LexicalIndex()
+    fresh.add(list(texts), list(texts.values()))
+    got, expected = list(index.ranked(query)), list(fresh.ranked(query))
+    assert len(got) > RANKED_HEAD  # the two-group path runs
+    assert [k for k, _ in got] == [k for k, _ in expected]
+    np.testing.assert_allclose([s for _, s in got], [s for _, s in expected], rtol=1e-12)
+    # a full stable sort of every score (ties: the earlier-added text first) gives the same ranking
+    full = [key for key, score in sorted(index.scores(query).items(), key=lambda kv: -kv[1]) if score > 0]
+    assert [k for k, _ in got] == full
