@@ -25,6 +25,7 @@ __all__ = [
     "ROLES",
     "UNITS",
     "MessageFormatError",
+    "check_unit",
     "fold_chat",
     "fold_messages",
     "format_message",
@@ -120,6 +121,17 @@ def fold_messages(messages: Sequence[Mapping], *, unit: str = "message") -> list
     return ["\n".join(_segment(messages[i]) for i in group) for group in message_groups(messages, unit=unit)]
 
 
+def check_unit(unit: str) -> str:
+    """``unit`` if it is one of :data:`UNITS`.
+
+    Raises:
+        ValueError: Another value.
+    """
+    if unit not in UNITS:
+        raise ValueError(f"unit must be 'message' or 'pair', got {unit!r}")
+    return unit
+
+
 def message_groups(messages: Sequence[Mapping], *, unit: str = "message") -> list[list[int]]:
     """Which messages each segment of :func:`fold_messages` holds: their indices, in order.
 
@@ -133,9 +145,7 @@ def message_groups(messages: Sequence[Mapping], *, unit: str = "message") -> lis
     Raises:
         ValueError: ``unit`` is not one of :data:`UNITS`.
     """
-    if unit not in UNITS:
-        raise ValueError(f"unit must be 'message' or 'pair', got {unit!r}")
-    if unit == "message":
+    if check_unit(unit) == "message":
         return [[i] for i in range(len(messages))]
     groups: list[list[int]] = []
     i = 0

@@ -66,20 +66,21 @@ def split_long_texts(model, texts: Sequence[str]) -> tuple[list[str], list[int]]
         warnings.simplefilter("ignore", UserWarning)
         probe = tokenize_segments(model.tokenizer, model.kind, list(texts), limit=limit + 1)
     lengths = [len(ids) for ids in probe]
+    budget = None  # content tokens per piece, found at the first long text
     pieces: list[str] = []
     owners: list[int] = []
     for n, (text, length) in enumerate(zip(texts, lengths)):
-        cut = _pieces(model, text, limit) if length > limit else [text]
+        if length > limit and budget is None:
+            special = len(tokenize_segments(model.tokenizer, model.kind, ["x"], limit=limit)[0]) - 1
+            budget = max(1, limit - special - MARGIN)
+        cut = _pieces(model, text, budget) if length > limit else [text]
         pieces += cut
         owners += [n] * len(cut)
     return pieces, owners
 
 
-def _pieces(model, text: str, limit: int) -> list[str]:
-    from .backbones import tokenize_segments
-
-    special = len(tokenize_segments(model.tokenizer, model.kind, ["x"], limit=limit)[0]) - 1
-    budget = max(1, limit - special - MARGIN)
+def _pieces(model, text: str, budget: int) -> list[str]:
+    """``text`` cut between words into pieces of at most ``budget`` tokens (without special tokens)."""
     try:
         offsets = model.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)[
             "offset_mapping"

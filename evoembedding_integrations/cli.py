@@ -90,10 +90,9 @@ def read_conversations(path: str | Path, *, unit: str = "message") -> list[Expor
             two conversations would share a stream id.
         TypeError: A message's content is not a string.
     """
-    from evoembedding_core.chat import UNITS
+    from evoembedding_core.chat import check_unit
 
-    if unit not in UNITS:
-        raise ValueError(f"unit must be 'message' or 'pair', got {unit!r}")
+    check_unit(unit)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")

@@ -46,7 +46,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
-from evoembedding_core.chat import UNITS, fold_messages, message_groups
+from evoembedding_core.chat import check_unit, fold_messages, message_groups
 from evoembedding_core.validation import check_positive_int, validate_id
 
 from . import defaults
@@ -174,9 +174,7 @@ class EvoAgentMemory:
         """
         self.path = Path(path) if path is not None else None
         self.autosave = bool(autosave)
-        if unit not in UNITS:
-            raise ValueError(f"unit must be 'message' or 'pair', got {unit!r}")
-        self.unit = unit
+        self.unit = check_unit(unit)
         if store is not None:
             if path is not None or model is not None:
                 raise ValueError("pass either store= or path= / model=, not both")

@@ -17,6 +17,8 @@ from evoembedding_core import EvoEmbeddingModel, EvoStream
 from evoembedding_core.splitting import check_long_texts, mean_per_text, segments_of
 from evoembedding_core.validation import validate_texts
 
+from . import defaults
+
 
 class StreamPool:
     """One :class:`EvoStream` per stream id over one model; thread-safe.
@@ -30,7 +32,7 @@ class StreamPool:
         >>> pool.encode_query("ana", "Where does Ana live?")                 # doctest: +SKIP
     """
 
-    def __init__(self, model: EvoEmbeddingModel, long_texts: str = "truncate") -> None:
+    def __init__(self, model: EvoEmbeddingModel, long_texts: str = defaults.LONG_TEXTS) -> None:
         """Create an empty pool.
 
         Args:

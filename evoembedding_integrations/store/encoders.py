@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .. import defaults
 from .index import normalise
 from .records import CorruptStoreError, ModelMismatchError
 
@@ -140,7 +141,7 @@ class Encoder:
         raise NotImplementedError
 
 
-def make_encoder(model, embeddings, long_texts: str = "truncate") -> EvoEncoder | PlainEncoder:
+def make_encoder(model, embeddings, long_texts: str = defaults.LONG_TEXTS) -> EvoEncoder | PlainEncoder:
     """The encoder for ``EvoStore(model, embeddings=...)``.
 
     Args:
@@ -293,7 +294,7 @@ class EvoEncoder(Encoder):
 
     mode = "evo"
 
-    def __init__(self, model: EvoEmbeddingModel, long_texts: str = "truncate") -> None:
+    def __init__(self, model: EvoEmbeddingModel, long_texts: str = defaults.LONG_TEXTS) -> None:
         from evoembedding_core.splitting import check_long_texts, mean_per_text, segments_of
         from evoembedding_core.stream import EvoStream, add_many
 

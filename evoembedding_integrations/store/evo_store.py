@@ -115,8 +115,8 @@ class EvoStore(Persistence):
         if index not in INDEX_KINDS:
             raise ValueError(f"index must be 'flat' or 'hnsw', got {index!r}")
         check_positive_int(hnsw_threshold, "hnsw_threshold")
-        self._encoder = make_encoder(model, embeddings, check_long_texts(long_texts))
-        self.long_texts = long_texts
+        self.long_texts = check_long_texts(long_texts)  # checked in plain mode too
+        self._encoder = make_encoder(model, embeddings, self.long_texts)
         self.model, self.embeddings = self._encoder.model, self._encoder.embeddings
         self.index_kind, self.hnsw_threshold = index, hnsw_threshold
         self.query_memory, self.hybrid = query_memory, hybrid
