@@ -63,6 +63,9 @@ def parse_args(parser) -> "argparse.Namespace":
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where every model of the run runs (default: cpu)"
+    )
+    parser.add_argument(
         "--dtype",
         choices=["auto", *sorted(DTYPES)],
         default="auto",
@@ -74,7 +77,7 @@ def parse_args(parser) -> "argparse.Namespace":
     if args.dtype == "auto":
         from evoembedding_core.devices import default_dtype
 
-        args.torch_dtype = default_dtype("cpu")
+        args.torch_dtype = default_dtype(args.device)
         args.dtype = str(args.torch_dtype).removeprefix("torch.")
     else:
         args.torch_dtype = DTYPES[args.dtype]

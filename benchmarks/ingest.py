@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="longest turn (backbone tokens)")
     args = parse_args(parser)
 
-    model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
-    static = StaticEmbedder(device="cpu", dtype=args.torch_dtype)
+    model = EvoEmbeddingModel.default(device=args.device, dtype=args.torch_dtype)
+    static = StaticEmbedder(device=args.device, dtype=args.torch_dtype)
     turns = chat_turns(
         args.turns, model.tokenizer, seed=args.seed, min_tokens=args.min_tokens, max_tokens=args.max_tokens
     )

@@ -80,7 +80,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--max-rows", type=int, default=None, help="advance_many's max_rows (default: its own)")
     args = parse_args(parser)
-    model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
+    model = EvoEmbeddingModel.default(device=args.device, dtype=args.torch_dtype)
     most = max(args.streams)
     turns = chat_turns(most * args.turns_per_stream, model.tokenizer, seed=args.seed)
     ids = model.tokenize(turns)

@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also profile the query encodings (torch.profiler)")
     args = parse_args(parser)
 
-    model = EvoEmbeddingModel.default(device="cpu", dtype=args.torch_dtype)
+    model = EvoEmbeddingModel.default(device=args.device, dtype=args.torch_dtype)
     stream = model.stream()
     stream.add(chat_turns(args.history, model.tokenizer, seed=args.seed))
     queries = [s["meta"]["turns"][-1] for s in generate(args.queries, seed=args.seed + 1, max_turns=16)]

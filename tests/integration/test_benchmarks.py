@@ -201,3 +201,19 @@ def test_length_batched_stream_equals_one_segment_at_a_time(adapted_minilm):
             singles.append(vector)
     np.testing.assert_allclose(together.numpy(), torch.cat(singles).numpy(), atol=1e-5)
     torch.testing.assert_close(state_a.memory, state_b.memory, atol=1e-5, rtol=1e-5)
+
+
+def test_memory_size_benchmark_smoke(run_benchmark):
+    result = run_benchmark("memory_size", ["--turns", "6", "--call-size", "3", "--repeats", "1", "--queries", "1"])
+    archs = result["architectures"]
+    assert {(a["K"], a["L"], a["C"], a["lora_r"]) for a in archs.values()} == {
+        (4, 8, 32, 8),
+        (4, 16, 64, 8),
+        (4, 32, 128, 8),
+        (8, 8, 64, 8),
+        (4, 8, 32, 4),
+        (4, 8, 32, 16),
+    }
+    for a in archs.values():
+        assert a["turns_per_s"] > 0 and a["cost_vs_static"] > 0
+        assert a["query_ms_over_memory"] > 0 and a["query_ms_empty_memory"] > 0
