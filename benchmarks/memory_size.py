@@ -9,7 +9,7 @@ trained weights (the same positions and matrices), so each architecture is built
 model's config with its K / L / r changed and fresh adapters; LoRA is merged into the backbone
 weights at inference, so the rank changes nothing here (only training time).
 
-    .venv/bin/python benchmarks/memory_size.py --threads 1          # C 32 / 64 / 128, r 4 / 8 / 16
+    .venv/bin/python benchmarks/memory_size.py --threads 1          # K 2 / 4 / 8, C 16 - 128, r 4 / 8 / 16
 
 Prints a table and writes ``benchmarks/results/memory_size.json``.
 """
@@ -26,13 +26,15 @@ from common import chat_turns, parse_args, print_table, timed, write_results
 from evoembedding_core import EvoEmbeddingModel
 from evoembedding_core.static import StaticEmbedder
 
-ARCHITECTURES = {  # name: (K, L, r)
-    "C32 (K4 L8) r8, shipped": (4, 8, 8),
-    "C64 (K4 L16) r8": (4, 16, 8),
-    "C128 (K4 L32) r8": (4, 32, 8),
-    "C64 (K8 L8) r8": (8, 8, 8),
-    "C32 (K4 L8) r4": (4, 8, 4),
-    "C32 (K4 L8) r16": (4, 8, 16),
+ARCHITECTURES = {  # name: (K, L, r); the screening runs of the model card, plus C 128
+    "K4 L8 r8 (C32, shipped)": (4, 8, 8),
+    "K2 L16 (C32)": (2, 16, 8),
+    "K8 L4 (C32)": (8, 4, 8),
+    "K4 L4 (C16)": (4, 4, 8),
+    "K4 L16 (C64)": (4, 16, 8),
+    "K4 L32 (C128)": (4, 32, 8),
+    "r4 (C32)": (4, 8, 4),
+    "r16 (C32)": (4, 8, 16),
 }
 QUESTIONS = ["What did she say about the trip last week?", "When is the dentist appointment?"]
 
