@@ -13,6 +13,9 @@ per-worker rate (steady rate / workers). Each Ray worker runs torch on 1 thread 
 Qdrant-backed store (Qdrant local mode, ``--qdrant memory`` or ``disk``): the time to write them, to reopen the store
 (read everything back, build the in-memory index) and the search latency over all streams (which
 runs in the in-memory index in both cases), plus Qdrant's own nearest-neighbour query for reference.
+A last row opens the same Qdrant collection with database-side search (``search="database"``: only
+the stream table is read; each search is a Qdrant query) and measures its open time and the same
+searches.
 
     .venv/bin/python benchmarks/ray_ingest.py                       # 40 conversations, 100K vectors
     .venv/bin/python benchmarks/ray_ingest.py --vectors 0           # ingest only
@@ -126,29 +129,43 @@ def search(args, work: Path) -> dict:
         store = opener()
         open_s = time.perf_counter() - started
         assert len(store) == args.vectors
-        latencies = []
-        for q in queries:
-            t = time.perf_counter()
-            store.search_by_vector(q, k=10)
-            latencies.append((time.perf_counter() - t) * 1000)
+        latencies = timed(lambda q, s=store: s.search_by_vector(q, k=10), queries)
         row = {"write_s": write_s, "open_s": open_s, "search_p50_ms": statistics.median(latencies)}
         row["search_p95_ms"] = percentile(latencies, 95)
+        database_row = None
         if name.startswith("Qdrant"):
-            client, db = store._backend.client, []
-            for q in queries:
-                t = time.perf_counter()
-                client.query_points("bench", query=q.tolist(), limit=10)
-                db.append((time.perf_counter() - t) * 1000)
+            client = store._backend.client
+            db = timed(lambda q, c=client: c.query_points("bench", query=q.tolist(), limit=10), queries)
             row["database_query_p50_ms"] = statistics.median(db)
+            started = time.perf_counter()  # the same collection, searched in the database
+            database = open_qdrant_store(client, "bench", embeddings=embedder, search="database")
+            database_row = {"open_s": time.perf_counter() - started}
+            assert len(database) == args.vectors
+            latencies = timed(lambda q, s=database: s.search_by_vector(q, k=10), queries)
+            database_row.update(search_p50_ms=statistics.median(latencies), search_p95_ms=percentile(latencies, 95))
             store._backend.close()
         else:
             store.close()
         out[name] = row
         rows.append([name, write_s, open_s, row["search_p50_ms"], row["search_p95_ms"],
                      row.get("database_query_p50_ms", "-")])  # fmt: skip
+        if database_row is not None:
+            out[f"{name}, database search"] = database_row
+            rows.append([f"{name}, database search", "-", database_row["open_s"], database_row["search_p50_ms"],
+                         database_row["search_p95_ms"], "-"])  # fmt: skip
     print(f"\nsearch: {args.vectors} vectors ({args.dim}-d) in {args.streams} streams, k=10 over all streams")
     print_table(["store", "write s", "reopen s", "search p50 ms", "p95 ms", "Qdrant's own query p50 ms"], rows)
     return out
+
+
+def timed(call, queries) -> list[float]:
+    """Milliseconds ``call(query)`` took, for each query."""
+    latencies = []
+    for q in queries:
+        started = time.perf_counter()
+        call(q)
+        latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
 
 
 def main() -> None:

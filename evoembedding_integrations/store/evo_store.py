@@ -35,7 +35,7 @@ from .records import (
     per_text_streams,
     stream_id_list,
 )
-from .state import StoreState, Stream
+from .state import StoreState, Stream, StreamTable
 from .writing import StreamGuards, embed_in_chunks, reporter
 
 if TYPE_CHECKING:
@@ -121,9 +121,8 @@ class EvoStore(Persistence):
         self.index_kind, self.hnsw_threshold = index, hnsw_threshold
         self.query_memory, self.hybrid = query_memory, hybrid
         self.dim: int | None = self._encoder.dim
-        self._state = StoreState(self._new_stream, lexical_scope)
+        self._use_state(StoreState(self._new_stream, lexical_scope))
         self.lexical_scope = lexical_scope
-        self._streams, self._entries = self._state.streams, self._state.entries  # read-only views
         self._backend: Backend = MemoryBackend()
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
@@ -179,6 +178,13 @@ class EvoStore(Persistence):
 
     def _new_stream(self) -> Stream:
         return Stream(VectorIndex(self.dim, self.index_kind, self.hnsw_threshold), self._encoder.new_memory())
+
+    def _use_state(self, state: StreamTable) -> None:
+        """Hold streams and entries in ``state``: a :class:`StoreState` (in memory, the default) or
+        one with :class:`StoreState`'s interface whose entries stay in a database (see
+        :mod:`.qdrant_search`)."""
+        self._state = state
+        self._streams, self._entries = state.streams, state.entries  # read-only views
 
     # ------------------------------------------------------------------ adding
     def add(
@@ -254,7 +260,7 @@ class EvoStore(Persistence):
         ids = validate_ids(ids)
         with self._lock:
             self._sync()
-            return [self._state.record(i) for i in ids if i in self._entries]
+            return self._state.records(ids)
 
     def ids(self, stream_ids=None) -> list[str]:
         """Ids of all entries (or of some streams), stream by stream in creation order, by position.
@@ -276,7 +282,8 @@ class EvoStore(Persistence):
         ids = validate_ids(ids)
         with self._lock:
             self._sync()
-            missing = [i for i in ids if i not in self._entries]
+            found = set(self._state.present(ids))
+            missing = [i for i in ids if i not in found]
             if missing:
                 raise KeyError(f"unknown ids: {missing[:5]}")
             return self._state.vectors(ids, self.dim or 0)
@@ -293,7 +300,7 @@ class EvoStore(Persistence):
 
         def plan():
             nonlocal removed
-            present = tuple(dict.fromkeys(i for i in ids if i in self._entries))
+            present = tuple(self._state.present(ids))
             removed = len(present)
             return Change(removed=present) if present else None
 
@@ -315,7 +322,7 @@ class EvoStore(Persistence):
             existed = stream_id in self._streams
             if not existed:
                 return None
-            removed = tuple(i for i, e in self._entries.items() if e.stream_id == stream_id)
+            removed = tuple(self._state.ids([stream_id]))
             return Change(removed=removed, dropped_streams=(stream_id,))
 
         with self._lock:
@@ -380,7 +387,7 @@ class EvoStore(Persistence):
             depth = max(k, FUSION_DEPTH)
             dense = [h.id for h in self._state.search(queries, sids, depth, predicate)]
             fused = fuse(dense, self._state.lexical_search(query, sids, predicate, depth), k)
-            return [self._state.record(id_, score) for id_, score in fused]
+            return self._state.records([id_ for id_, _ in fused], [score for _, score in fused])
 
     def search_by_vector(self, vector, *, k: int = 4, stream_ids=None, filter=None) -> list[Hit]:
         """The ``k`` best entries for a given query vector (normalised here); see :meth:`search`.
@@ -433,7 +440,7 @@ class EvoStore(Persistence):
 
     def _query_vectors(self, query: str, sids: list[str]) -> np.ndarray:
         """One query vector per stream: (S, d)."""
-        memories = [self._streams[s].memory for s in sids]
+        memories = self._state.memories(sids) if self.query_memory else [None] * len(sids)
         return self._encoder.query_vectors(query, memories, use_memory=self.query_memory, dim=self.dim)
 
     def _mmr(self, queries, sids, k, fetch_k, lambda_mult, predicate) -> list[Hit]:

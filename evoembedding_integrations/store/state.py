@@ -3,7 +3,8 @@
 :class:`StoreState` changes only through :meth:`StoreState.apply` (one :class:`~.backend.Change`)
 and :meth:`StoreState.install` (one verified :class:`~.format.StreamSnapshot`, when loading); it
 holds no lock (the store's lock guards it) and validates nothing (the store validates arguments,
-:mod:`.format` validates files).
+:mod:`.format` validates files). Its stream half, :class:`StreamTable`, is shared with the state
+whose entries stay in a database (:mod:`.qdrant_search`).
 
 Each entry has an int64 **label**, unique for the life of the store, that keys it in its stream's
 FAISS index and in the BM25 index.
@@ -19,15 +20,16 @@ import numpy as np
 
 from .backend import AddedEntry, Change
 from .format import StoredRecord, StreamSnapshot
-from .hybrid import LexicalRanking
+from .hybrid import LexicalRanking, merge_rankings
 from .index import VectorIndex
 from .records import Hit, Record, copy_metadata
 
 
 class Stream:
-    """A stream: its memory (``EvoStream``; ``None`` in plain mode), vectors, and text counter."""
+    """A stream: its memory (``EvoStream``; ``None`` in plain mode), vectors (``None``: they stay in
+    a database), and text counter."""
 
-    def __init__(self, index: VectorIndex, memory: Any) -> None:
+    def __init__(self, index: VectorIndex | None, memory: Any) -> None:
         self.index, self.memory, self.length = index, memory, 0
 
 
@@ -42,18 +44,70 @@ class Entry:
     label: int
 
 
-class StoreState:
+class StreamTable:
+    """A store's streams (id to :class:`Stream`, in creation order) and what changes do to them.
+
+    Subclasses hold the entries and say which ids are stored (:meth:`present`).
+
+    Args:
+        new_stream: Makes an empty :class:`Stream`; called when a change first touches a stream.
+    """
+
+    def __init__(self, new_stream: Callable[[], Stream]) -> None:
+        self.new_stream = new_stream
+        self.streams: dict[str, Stream] = {}
+
+    def present(self, ids: Iterable[str]) -> list[str]:
+        """The stored ones among ``ids``, in order, without repeats."""
+        raise NotImplementedError
+
+    def plan_add(self, texts, stream_of, ids, metadatas, vectors, memories) -> Change:
+        """The change that appends checked texts (with their vectors and the streams' advanced
+        memories) to their streams; an existing id is replaced."""
+        lengths = {sid: self.streams[sid].length if sid in self.streams else 0 for sid in stream_of}
+        added = []
+        for text, sid, id_, metadata, vector in zip(texts, stream_of, ids, metadatas, vectors):
+            added.append(AddedEntry(id_, sid, lengths[sid], text, metadata, vector))
+            lengths[sid] += 1
+        return Change(added=tuple(added), removed=tuple(self.present(ids)), lengths=lengths, memories=memories)
+
+    def install(self, snapshot: StreamSnapshot, memory: Any) -> Stream:
+        """Add one verified stream (its length and memory) from a save or a database."""
+        stream = self.new_stream()
+        stream.length, stream.memory = snapshot.length, memory
+        self.streams[snapshot.id] = stream
+        return stream
+
+    def version(self, sid: str) -> tuple | None:
+        """What identifies the current state of a stream (``None``: no such stream); it differs
+        after anything is read into or restored over the stream, or the stream is re-created."""
+        stream = self.streams.get(sid)
+        return None if stream is None else (id(stream), stream, stream.length, id(stream.memory), stream.memory)
+
+    def _stream(self, sid: str) -> Stream:
+        """The stream ``sid``, created (empty) if it is new."""
+        return self.streams.get(sid) or self.streams.setdefault(sid, self.new_stream())
+
+    def _advance(self, change: Change) -> None:
+        """Give the streams a change extends their new lengths and memories (new streams in order)."""
+        for sid, length in change.lengths.items():
+            self._stream(sid).length = length
+        for sid, memory in change.memories.items():
+            self.streams[sid].memory = memory
+
+
+class StoreState(StreamTable):
     """Streams and entries of one store.
 
     Args:
         new_stream: Makes an empty :class:`Stream` (an index of the store's dimension and kind,
             and a new memory); called when a change first touches a stream.
+        lexical_scope: ``"store"`` or ``"stream"``: whose word statistics BM25 uses.
     """
 
     def __init__(self, new_stream: Callable[[], Stream], lexical_scope: str = "store") -> None:
-        self.new_stream = new_stream
+        super().__init__(new_stream)
         self.per_stream_lexical = lexical_scope == "stream"
-        self.streams: dict[str, Stream] = {}
         self.entries: dict[str, Entry] = {}
         self.ids_by_label: dict[int, str] = {}
         self.next_label = 0
@@ -74,40 +128,25 @@ class StoreState:
             del self.streams[sid]
             self.lexical.pop(sid, None)
         for entry in change.added:
-            stream = self.streams.get(entry.stream_id) or self.streams.setdefault(entry.stream_id, self.new_stream())
+            stream = self._stream(entry.stream_id)
             label = self._new_label(entry.id)
             stream.index.add(np.array([label], np.int64), entry.vector[None])
             self.entries[entry.id] = Entry(entry.text, entry.metadata, entry.stream_id, entry.position, label)
             key = self._lexical_key(entry.stream_id)
             if key in self.lexical:
                 self.lexical[key].add([label], [entry.text])
-        for sid, length in change.lengths.items():
-            self.streams[sid].length = length
-        for sid, memory in change.memories.items():
-            self.streams[sid].memory = memory
+        self._advance(change)
 
-    def plan_add(self, texts, stream_of, ids, metadatas, vectors, memories) -> Change:
-        """The change that appends checked texts (with their vectors and the streams' advanced
-        memories) to their streams; an existing id is replaced."""
-        lengths = {sid: self.streams[sid].length if sid in self.streams else 0 for sid in stream_of}
-        added = []
-        for text, sid, id_, metadata, vector in zip(texts, stream_of, ids, metadatas, vectors):
-            added.append(AddedEntry(id_, sid, lengths[sid], text, metadata, vector))
-            lengths[sid] += 1
-        replaced = tuple(i for i in ids if i in self.entries)
-        return Change(added=tuple(added), removed=replaced, lengths=lengths, memories=memories)
-
-    def install(self, snapshot: StreamSnapshot, memory: Any) -> None:
+    def install(self, snapshot: StreamSnapshot, memory: Any) -> Stream:
         """Add one verified stream from a save (nothing is re-embedded)."""
-        stream = self.new_stream()
-        stream.length, stream.memory = snapshot.length, memory
+        stream = super().install(snapshot, memory)
         first = self.next_label
         for record in snapshot.records:
             label = self._new_label(record.id)
             self.entries[record.id] = Entry(record.text, record.metadata, snapshot.id, record.position, label)
         if snapshot.records:
             stream.index.add(np.arange(first, self.next_label, dtype=np.int64), snapshot.vectors)
-        self.streams[snapshot.id] = stream
+        return stream
 
     def _new_label(self, id_: str) -> int:
         label = self.next_label
@@ -154,19 +193,27 @@ class StoreState:
             if removed or dropped:
                 self.apply(Change(removed=removed, dropped_streams=dropped))
             for sid in created:
-                if sid not in self.streams:
-                    self.streams[sid] = self.new_stream()
+                self._stream(sid)
             self.apply(Change(added=tuple(added)))
         for sid, length, _ in streams:
-            stream = self.streams.get(sid) or self.streams.setdefault(sid, self.new_stream())
+            stream = self._stream(sid)
             stream.length, stream.memory = length, memories[sid]
 
     # ------------------------------------------------------------------ reading
-    def version(self, sid: str) -> tuple | None:
-        """What identifies the current state of a stream (``None``: no such stream); it differs
-        after anything is read into or restored over the stream, or the stream is re-created."""
-        stream = self.streams.get(sid)
-        return None if stream is None else (id(stream), stream, stream.length, id(stream.memory), stream.memory)
+    def present(self, ids: Iterable[str]) -> list[str]:
+        """The stored ones among ``ids``, in order, without repeats."""
+        return list(dict.fromkeys(i for i in ids if i in self.entries))
+
+    def records(self, ids: list[str], scores: list[float] | None = None) -> list[Record]:
+        """The records of the stored ones among ``ids``, in that order (:class:`Hit` objects with
+        ``scores``, one per id, when given)."""
+        if scores is None:
+            return [self.record(i) for i in ids if i in self.entries]
+        return [self.record(i, score) for i, score in zip(ids, scores) if i in self.entries]
+
+    def memories(self, sids: list[str]) -> list[Any]:
+        """Each stream's memory, to read a query over."""
+        return [self.streams[sid].memory for sid in sids]
 
     def record(self, id_: str, score: float | None = None) -> Record:
         """The record of a stored id (a :class:`Hit` when ``score`` is given)."""
@@ -243,28 +290,16 @@ class StoreState:
         order) or of the whole store (``"store"``). Only texts scoring above 0 count; ties: the
         earlier added first.
         """
-        if not self.per_stream_lexical:
-            wanted, found = set(sids), []
-            for label, _ in self._ranking("").ranked(query):
+        wanted = set(sids)
+
+        def passing(key: str):
+            for label, score in self._ranking(key).ranked(query):
                 id_ = self.ids_by_label[label]
                 entry = self.entries[id_]
                 if entry.stream_id in wanted and (predicate is None or predicate(entry.metadata)):
-                    found.append(id_)
-                    if len(found) == depth:
-                        break
-            return found
-        merged: list[tuple[float, int, int, str]] = []
-        for n, sid in enumerate(sids):
-            taken = 0
-            for label, score in self._ranking(sid).ranked(query):
-                id_ = self.ids_by_label[label]
-                if predicate is None or predicate(self.entries[id_].metadata):
-                    merged.append((-score, n, label, id_))
-                    taken += 1
-                    if taken == depth:
-                        break
-        merged.sort()
-        return [id_ for *_, id_ in merged[:depth]]
+                    yield id_, score, label
+
+        return merge_rankings([passing(key) for key in (sids if self.per_stream_lexical else [""])], depth)
 
     def _ranking(self, key: str) -> LexicalRanking:
         ranking = self.lexical.get(key)
