@@ -23,7 +23,7 @@ import statistics
 import torch
 from common import chat_turns, parse_args, print_table, timed, write_results
 
-from evoembedding_core import EvoEmbeddingModel
+from evoembedding_core import EvoEmbeddingConfig, EvoEmbeddingModel
 from evoembedding_core.static import StaticEmbedder
 
 ARCHITECTURES = {  # name: (K, L, r); the screening runs of the model card, plus C 128
@@ -39,12 +39,13 @@ ARCHITECTURES = {  # name: (K, L, r); the screening runs of the model card, plus
 QUESTIONS = ["What did she say about the trip last week?", "When is the dentist appointment?"]
 
 
-def build(k: int, slots: int, rank: int, dtype: torch.dtype) -> EvoEmbeddingModel:
-    config = EvoEmbeddingModel.default(device="cpu").config
-    config = dataclasses.replace(config, num_queries=k, memory_slots=slots, lora_r=rank)
+def build(
+    shipped: EvoEmbeddingConfig, k: int, slots: int, rank: int, device: str, dtype: torch.dtype
+) -> EvoEmbeddingModel:
+    config = dataclasses.replace(shipped, num_queries=k, memory_slots=slots, lora_r=rank)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        return EvoEmbeddingModel(config, device="cpu", dtype=dtype).eval()
+        return EvoEmbeddingModel(config, device=device, dtype=dtype).eval()
 
 
 def ingest(model: EvoEmbeddingModel, turns: list[str], call_size: int):
@@ -70,8 +71,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=20, help="query encodings timed per pass and mode")
     args = parse_args(parser)
 
-    models = {name: build(k, slots, r, args.torch_dtype) for name, (k, slots, r) in ARCHITECTURES.items()}
-    static = StaticEmbedder(device="cpu", dtype=args.torch_dtype)
+    shipped = EvoEmbeddingModel.default(device="cpu").config
+    models = {
+        name: build(shipped, k, slots, r, args.device, args.torch_dtype)
+        for name, (k, slots, r) in ARCHITECTURES.items()
+    }
+    static = StaticEmbedder(device=args.device, dtype=args.torch_dtype)
     turns = chat_turns(args.turns, static.tokenizer, seed=args.seed)
     queries = [QUESTIONS[i % len(QUESTIONS)] for i in range(args.queries)]
     static.encode(turns[:32])  # warm-up

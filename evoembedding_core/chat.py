@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .validation import validate_id
+from .validation import check_choice, validate_id
 
 __all__ = [
     "ROLES",
@@ -127,9 +127,7 @@ def check_unit(unit: str) -> str:
     Raises:
         ValueError: Another value.
     """
-    if unit not in UNITS:
-        raise ValueError(f"unit must be 'message' or 'pair', got {unit!r}")
-    return unit
+    return check_choice(unit, "unit", UNITS)
 
 
 def message_groups(messages: Sequence[Mapping], *, unit: str = "message") -> list[list[int]]:

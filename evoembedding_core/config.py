@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .validation import check_positive_int, is_int
+from .validation import check_choice, check_positive_int, is_int
 
 FORMAT_NAME = "evoembedding"
 FORMAT_VERSION = 1
@@ -90,12 +90,9 @@ class EvoEmbeddingConfig:
                 raise TypeError(f"{name} must be an integer, got {value!r}")
         for name in ("num_queries", "memory_slots", "chunk_segments", "chunk_tokens", "max_segment_tokens"):
             check_positive_int(getattr(self, name), name)
-        if self.backbone_kind not in (None, "encoder", "causal"):
-            raise ValueError(f"backbone_kind must be 'encoder', 'causal' or None, got {self.backbone_kind!r}")
-        if self.pooling not in (None, "mean", "last"):
-            raise ValueError(f"pooling must be 'mean', 'last' or None, got {self.pooling!r}")
-        if self.evolution not in ("rows", "packed"):
-            raise ValueError(f"evolution must be 'rows' or 'packed', got {self.evolution!r}")
+        check_choice(self.backbone_kind, "backbone_kind", ("encoder", "causal", None))
+        check_choice(self.pooling, "pooling", ("mean", "last", None))
+        check_choice(self.evolution, "evolution", ("rows", "packed"))
 
     @property
     def capacity(self) -> int:

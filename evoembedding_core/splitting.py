@@ -12,6 +12,8 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .validation import check_choice
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -29,9 +31,7 @@ def check_long_texts(long_texts: str) -> str:
     Raises:
         ValueError: Another value.
     """
-    if long_texts not in LONG_TEXT_MODES:
-        raise ValueError(f"long_texts must be 'truncate' or 'split', got {long_texts!r}")
-    return long_texts
+    return check_choice(long_texts, "long_texts", LONG_TEXT_MODES)
 
 
 def segments_of(model, texts: Sequence[str], long_texts: str) -> tuple[list[str], list[int]]:

@@ -1,4 +1,4 @@
-"""Argument checks shared by the whole library: texts, ids, integers, flags.
+"""Argument checks shared by the whole library: texts, ids, integers, flags, choices.
 
 Every public entry point validates its input through these functions, so one rule (and one error
 message) holds everywhere: a bad argument raises ``TypeError`` / ``ValueError`` naming the argument
@@ -183,4 +183,25 @@ def check_number(value, what: str, *, minimum: float | None = None, maximum: flo
             (False, True): f" <= {maximum}",
         }.get((minimum is not None, maximum is not None), "")
         raise ValueError(f"{what} must be a number{bounds}, got {value!r}")
+    return value
+
+
+def check_choice(value, what: str, choices: Sequence):
+    """Check that a value is one of a few allowed ones.
+
+    Args:
+        value: The value to check.
+        what: The argument's name, used in error messages.
+        choices: The allowed values, in the order the error message lists them.
+
+    Returns:
+        ``value``, unchanged.
+
+    Raises:
+        ValueError: ``value`` is none of ``choices``.
+    """
+    if value not in choices:
+        names = [repr(c) for c in choices]
+        allowed = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+        raise ValueError(f"{what} must be {allowed}, got {value!r}")
     return value

@@ -13,6 +13,7 @@ import numpy as np
 from evoembedding_core.splitting import check_long_texts
 from evoembedding_core.validation import (
     check_bool,
+    check_choice,
     check_number,
     check_positive_int,
     validate_id,
@@ -109,11 +110,9 @@ class EvoStore(Persistence):
     ) -> None:
         check_bool(query_memory, "query_memory")
         check_bool(check_embedder, "check_embedder")
-        if lexical_scope not in ("store", "stream"):
-            raise ValueError(f"lexical_scope must be 'store' or 'stream', got {lexical_scope!r}")
+        check_choice(lexical_scope, "lexical_scope", ("store", "stream"))
         check_bool(hybrid, "hybrid")
-        if index not in INDEX_KINDS:
-            raise ValueError(f"index must be 'flat' or 'hnsw', got {index!r}")
+        check_choice(index, "index", INDEX_KINDS)
         check_positive_int(hnsw_threshold, "hnsw_threshold")
         self.long_texts = check_long_texts(long_texts)  # checked in plain mode too
         self._encoder = make_encoder(model, embeddings, self.long_texts)

@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from evoembedding_core.validation import check_choice
+
 from . import format as fmt
 from .backend import Change
 from .format import StreamSnapshot
@@ -478,8 +480,7 @@ def open_qdrant_store(
     from .encoders import check_mode
     from .evo_store import EvoStore
 
-    if search not in SEARCH_MODES:
-        raise ValueError(f"search must be 'memory' or 'database', got {search!r}")
+    check_choice(search, "search", SEARCH_MODES)
     if "path" in store_options:
         raise TypeError("open_qdrant_store takes no path: the collection is the store's durable copy")
     store = EvoStore(**store_options)
